@@ -1,0 +1,403 @@
+"""The edit itself: move latent codes along a direction, decode, make the GIF.
+
+Works on NumPy arrays and two callables, so any VAE fits: ``encode(images)``
+maps ``(n, S, S, 3)`` floats in [0, 1] to ``z_mean`` ``(n, latent_dim)`` and
+``decode(z)`` maps back. An ``alpha`` is always an OFFSET in latent units along a
+unit direction, ``z' = z + alpha * direction`` (as in Goh 2016's sliders).
+Every function encodes once and decodes in one batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from dealwithit.vectors import as_direction
+
+Encode = Callable[[np.ndarray], np.ndarray]
+Decode = Callable[[np.ndarray], np.ndarray]
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+## Latent arithmetic
+
+
+def apply_direction(z: Any, direction: Any, alphas: Any) -> np.ndarray:
+    """Moves latent codes along a unit direction: ``z' = z + alphas * direction``.
+
+    Args:
+        z: ``(n, latent_dim)`` latent codes (or one code ``(latent_dim,)``).
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: A scalar offset for every code, or ``(n,)`` offsets, one per
+            code, in latent units along ``direction``.
+
+    Returns:
+        Float64 array shaped like ``z``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim not in (1, 2):
+        raise ValueError(f"Expected z of shape (n, latent_dim). Received: z.shape={z.shape}")
+    direction = as_direction(direction, z.shape[-1])
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim == 0:
+        return z + alphas * direction
+    if z.ndim != 2 or alphas.shape != (z.shape[0],):
+        raise ValueError(
+            f"Expected alphas as a scalar or one per code, shape ({z.shape[0]},). "
+            f"Received: alphas.shape={alphas.shape} for z.shape={z.shape}. "
+            "For a slider grid (every alpha on every face) use slider_latents."
+        )
+    return z + alphas[:, None] * direction
+
+
+def slider_latents(z: Any, direction: Any, alphas: Any) -> np.ndarray:
+    """Every face at every slider position.
+
+    Args:
+        z: ``(n, latent_dim)`` latent codes.
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: ``(m,)`` offsets in latent units.
+
+    Returns:
+        ``(n, m, latent_dim)`` with ``[i, j] = z[i] + alphas[j] * direction``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"Expected z of shape (n, latent_dim). Received: z.shape={z.shape}")
+    direction = as_direction(direction, z.shape[1])
+    alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
+    return z[:, None, :] + alphas[None, :, None] * direction
+
+
+## Images
+
+
+def _check_images(images: Any) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise ValueError(
+            f"Expected images of shape (n, S, S, 3), floats in [0, 1]. Received: shape={images.shape}"
+        )
+    if images.dtype == np.uint8:
+        raise ValueError(
+            "Expected float images in [0, 1] for the model. Received uint8; divide by 255 first."
+        )
+    return images
+
+
+def _decode(decode: Decode, z: np.ndarray, expected: int) -> np.ndarray:
+    images = np.asarray(decode(z))
+    if images.shape[0] != expected:
+        raise ValueError(
+            f"Expected decode to return {expected} images (one per code). "
+            f"Received: shape={images.shape}"
+        )
+    return images
+
+
+def edit_images(
+    images: Any, encode: Encode, decode: Decode, direction: Any, alphas: Any
+) -> np.ndarray:
+    """Encodes faces once, moves them along ``direction``, decodes in one batch.
+
+    Args:
+        images: ``(n, S, S, 3)`` floats in [0, 1].
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images (n, S, S, 3)`` in [0, 1].
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: Scalar or ``(n,)`` offsets in latent units. ``alphas=0`` gives
+            the plain reconstruction ``decode(encode(images))``.
+
+    Returns:
+        ``(n, S, S, 3)`` edited images, as ``decode`` returns them.
+    """
+    images = _check_images(images)
+    z = np.asarray(encode(images))
+    return _decode(decode, apply_direction(z, direction, alphas), images.shape[0])
+
+
+def slider_grid(
+    images: Any, encode: Encode, decode: Decode, direction: Any, alphas: Any
+) -> np.ndarray:
+    """Every face at every slider position, decoded in a single batch.
+
+    Args:
+        images: ``(n, S, S, 3)`` floats in [0, 1].
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images`` in [0, 1].
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: ``(m,)`` offsets in latent units (include 0 for the reconstruction).
+
+    Returns:
+        ``(n, m, S, S, 3)``: row i is face i, column j is ``alphas[j]``.
+    """
+    images = _check_images(images)
+    z = np.asarray(encode(images))
+    latents = slider_latents(z, direction, alphas)
+    n, m, latent_dim = latents.shape
+    decoded = _decode(decode, latents.reshape(n * m, latent_dim), n * m)
+    return decoded.reshape(n, m, *decoded.shape[1:])
+
+
+def residual_edit(
+    images: Any, encode: Encode, decode: Decode, direction: Any, alphas: Any
+) -> np.ndarray:
+    """What the edit changes, ``decode(z + alpha v) - decode(z)``, as signed floats.
+
+    Adding this residual to a sharper original (a photo crop) transfers the
+    sunglasses without the VAE's blur on the rest of the face. Both decodes
+    share one batch.
+
+    Args:
+        images: ``(n, S, S, 3)`` floats in [0, 1].
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images`` in [0, 1].
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: Scalar or ``(n,)`` offsets in latent units.
+
+    Returns:
+        ``(n, S, S, 3)`` float32 in [-1, 1].
+    """
+    images = _check_images(images)
+    n = images.shape[0]
+    z = np.asarray(encode(images), dtype=np.float64)
+    both = np.concatenate([z, apply_direction(z, direction, alphas)], axis=0)
+    decoded = _decode(decode, both, 2 * n).astype(np.float32)
+    return decoded[n:] - decoded[:n]
+
+
+## The meme
+
+
+class FrameSchedule(NamedTuple):
+    """Per GIF frame: how far along the edit (0..1) and whether the caption shows."""
+
+    fractions: np.ndarray  # (n_frames,) float, eased, 0 = plain face, 1 = full alpha
+    caption: np.ndarray  # (n_frames,) bool
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    # Ease in and out: the glasses start and land gently instead of jumping.
+    return t * t * (3.0 - 2.0 * t)
+
+
+def frame_schedule(n_frames: int = 24) -> FrameSchedule:
+    """The timing of the meme: ~20% plain, ~40% eased fade-in, ~10% hold, rest captioned.
+
+    Args:
+        n_frames: Total number of frames, at least 3.
+
+    Returns:
+        A ``FrameSchedule``; ``fractions`` rises from 0 to exactly 1 and stays
+        there; the caption shows on the last frames only.
+    """
+    if n_frames < 3:
+        raise ValueError(f"Expected n_frames >= 3 (plain, edit, caption). Received: {n_frames}")
+    n_plain = max(1, round(0.2 * n_frames))
+    n_ramp = max(1, round(0.4 * n_frames))
+    n_hold = max(0, min(round(0.1 * n_frames), n_frames - n_plain - n_ramp - 1))
+    n_caption = n_frames - n_plain - n_ramp - n_hold
+    ramp = _smoothstep(np.arange(1, n_ramp + 1) / n_ramp)
+    fractions = np.concatenate([np.zeros(n_plain), ramp, np.ones(n_hold + n_caption)])
+    caption = np.arange(n_frames) >= n_frames - n_caption
+    return FrameSchedule(fractions=fractions, caption=caption)
+
+
+def to_pil(image: Any) -> Image.Image:
+    """``(H, W, 3)`` floats in [0, 1] (or uint8, or a PIL image) to an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"Expected an image of shape (H, W, 3). Received: shape={image.shape}")
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return Image.fromarray(image)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        # Pillow >= 10.1 ships a scalable default font; no font file needed.
+        return ImageFont.load_default(size=size)
+    except TypeError:  # older Pillow: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def add_caption(image: Image.Image, text: str = "DEAL WITH IT") -> Image.Image:
+    """Writes ``text`` at the bottom in bold white letters with a black outline.
+
+    The font is as tall as ~13% of the image, shrunk until the text fits 92%
+    of the width. Boldness comes from a white stroke around white glyphs, the
+    outline from a wider black stroke drawn first.
+
+    Args:
+        image: Any PIL image (a 256-pixel face or a full photo).
+        text: The caption.
+
+    Returns:
+        A new RGB image; the input is untouched.
+    """
+    image = image.convert("RGB")  # always a copy
+    if not text:
+        return image
+    width, height = image.size
+    draw = ImageDraw.Draw(image)
+    size = max(6, int(0.13 * height))
+    while True:
+        font = _font(size)
+        outline = max(1, size // 9)
+        bold = size // 24
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font, stroke_width=outline)
+        if right - left <= 0.92 * width or size <= 6:
+            break
+        size = max(6, int(size * 0.92 * width / (right - left)))
+    x = (width - (right - left)) // 2 - left
+    y = height - int(0.04 * height) - bottom
+    draw.text((x, y), text, font=font, fill="black", stroke_width=outline, stroke_fill="black")
+    draw.text((x, y), text, font=font, fill="white", stroke_width=bold, stroke_fill="white")
+    return image
+
+
+def _resize(image: Image.Image, size: int | None, resample: str) -> Image.Image:
+    if size is None:
+        return image
+    if resample not in _RESAMPLE:
+        raise ValueError(f"Expected resample in {sorted(_RESAMPLE)}. Received: {resample!r}")
+    width, height = image.size
+    scale = size / max(width, height)
+    new = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image if new == image.size else image.resize(new, _RESAMPLE[resample])
+
+
+def frames_from_sequence(
+    images: Sequence[Any],
+    caption: str = "DEAL WITH IT",
+    caption_on: Sequence[bool] | None = None,
+    size: int | None = None,
+    resample: str = "nearest",
+) -> list[Image.Image]:
+    """Turns a sequence of images (model outputs or full photos) into GIF frames.
+
+    Args:
+        images: Frames as ``(H, W, 3)`` floats in [0, 1], uint8 arrays or PIL images.
+        caption: Text for the captioned frames.
+        caption_on: One bool per frame; None uses ``frame_schedule(len(images)).caption``.
+        size: Longer side in pixels after resizing (aspect kept); None keeps the size.
+        resample: "nearest", "bicubic" or "lanczos".
+
+    Returns:
+        A list of RGB PIL images, captioned where asked.
+    """
+    if len(images) == 0:
+        raise ValueError("Expected at least one image. Received: an empty sequence.")
+    if caption_on is None:
+        if len(images) >= 3:
+            caption_on = frame_schedule(len(images)).caption
+        else:  # too short for a schedule: caption the last frame only
+            caption_on = [i == len(images) - 1 for i in range(len(images))]
+    if len(caption_on) != len(images):
+        raise ValueError(
+            f"Expected one caption flag per image ({len(images)}). Received: {len(caption_on)}"
+        )
+    frames = []
+    for image, captioned in zip(images, caption_on, strict=True):
+        frame = _resize(to_pil(image), size, resample)
+        frames.append(add_caption(frame, caption) if captioned else frame)
+    return frames
+
+
+def dealwithit_frames(
+    image: Any,
+    encode: Encode,
+    decode: Decode,
+    direction: Any,
+    alpha_max: float,
+    n_frames: int = 24,
+    size: int = 256,
+    caption: str = "DEAL WITH IT",
+    resample: str = "nearest",
+) -> list[Image.Image]:
+    """The meme: a plain face, sunglasses fading in, then "DEAL WITH IT".
+
+    Follows ``frame_schedule``: the reconstruction (alpha 0) holds for a few
+    frames, alpha eases from 0 to ``alpha_max``, holds, then the caption
+    appears. All frames are decoded in one batch. The first frames show the
+    reconstruction, not the input photo, so only the glasses change between
+    frames. Upscaling is nearest-neighbour by default: the 64-pixel VAE output
+    is soft already and bicubic would only blur it further, while crisp
+    pixels suit the meme's pixel-art sunglasses and are honest about the
+    model's resolution.
+
+    Args:
+        image: ``(S, S, 3)`` float in [0, 1].
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images`` in [0, 1].
+        direction: ``(latent_dim,)`` unit vector.
+        alpha_max: Final offset in latent units (e.g. from ``alpha_for_probability``).
+        n_frames: Number of frames (>= 3).
+        size: Output side in pixels.
+        caption: Text of the last frames.
+        resample: "nearest", "bicubic" or "lanczos".
+
+    Returns:
+        ``n_frames`` RGB PIL images of ``size x size`` pixels.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"Expected one image (S, S, 3). Received: shape={image.shape}")
+    schedule = frame_schedule(n_frames)
+    z = np.asarray(encode(_check_images(image[None])))
+    latents = slider_latents(z, direction, float(alpha_max) * schedule.fractions)[0]
+    decoded = _decode(decode, latents, n_frames)
+    return frames_from_sequence(
+        list(decoded), caption=caption, caption_on=schedule.caption, size=size, resample=resample
+    )
+
+
+def save_gif(
+    frames: Sequence[Image.Image], path: str | Path, duration_ms: int = 80, loop: int = 0
+) -> Path:
+    """Writes frames as an animated GIF, atomically (temporary file, then rename).
+
+    Pillow merges identical consecutive frames into one with the summed
+    duration, so the file may hold fewer frames than given; the total running
+    time is always ``len(frames) * duration_ms``.
+
+    Args:
+        frames: PIL images of equal size.
+        path: Destination ``.gif`` (parent folders are created).
+        duration_ms: Display time of each frame in milliseconds.
+        loop: 0 loops forever; n plays n + 1 times.
+
+    Returns:
+        The path written.
+    """
+    if len(frames) == 0:
+        raise ValueError("Expected at least one frame. Received: none.")
+    sizes = {frame.size for frame in frames}
+    if len(sizes) != 1:
+        raise ValueError(f"Expected frames of one size. Received sizes: {sorted(sizes)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    rgb = [frame.convert("RGB") for frame in frames]
+    rgb[0].save(
+        tmp,
+        format="GIF",
+        save_all=True,
+        append_images=rgb[1:],
+        duration=int(duration_ms),
+        loop=int(loop),
+    )
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,464 @@
+"""The edit metrics: does the edit add the attribute, and does it leave the rest alone?
+
+A pixel-space "judge" (an attribute classifier never used in training the VAE)
+scores the edited faces; locality and leakage measure what else changed.
+Pure NumPy on callables: ``encode``, ``decode`` and ``judge(images) -> (n, 40)``
+probabilities. Alphas are offsets in latent units along a unit direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dealwithit.data import CELEBA_ATTRIBUTES, eye_band_rows
+from dealwithit.edit import apply_direction
+from dealwithit.vectors import (
+    LatentClassifier,
+    alpha_for_probability,
+    alpha_for_removal,
+    as_bool_labels,
+    as_direction,
+    classification_report,
+)
+
+Judge = Callable[[np.ndarray], np.ndarray]
+
+
+## Single metrics
+
+
+def flip_rate(judge_probs_after: Any, attribute_index: int, threshold: float = 0.5) -> float:
+    """Share of faces the judge calls positive for one attribute.
+
+    Args:
+        judge_probs_after: ``(n, n_attributes)`` judge probabilities after the edit.
+        attribute_index: Column of the attribute (e.g. 15 for "Eyeglasses").
+        threshold: A face counts as positive when its probability is ``>= threshold``.
+
+    Returns:
+        A float in [0, 1]. On unedited reconstructions of negatives it is the base rate.
+    """
+    probs = np.asarray(judge_probs_after, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] == 0:
+        raise ValueError(
+            f"Expected judge probabilities of shape (n, n_attributes) with n >= 1. "
+            f"Received: shape={probs.shape}"
+        )
+    if not 0 <= attribute_index < probs.shape[1]:
+        raise ValueError(
+            f"Expected 0 <= attribute_index < {probs.shape[1]}. Received: {attribute_index}"
+        )
+    return float(np.mean(probs[:, attribute_index] >= threshold))
+
+
+def _judge(judge: Judge, images: np.ndarray) -> np.ndarray:
+    probs = np.asarray(judge(images), dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"Expected the judge to return (n={images.shape[0]}, n_attributes) probabilities. "
+            f"Received: shape={probs.shape}"
+        )
+    return probs
+
+
+def _decode(decode: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> np.ndarray:
+    images = np.asarray(decode(z))
+    if images.shape[0] != z.shape[0]:
+        raise ValueError(
+            f"Expected decode to return {z.shape[0]} images. Received: shape={images.shape}"
+        )
+    return images
+
+
+def _dose_response_from_latents(
+    z: np.ndarray,
+    decode: Callable[[np.ndarray], np.ndarray],
+    judge: Judge,
+    direction: np.ndarray,
+    alphas: Sequence[float],
+    attribute_index: int,
+    threshold: float,
+    progress: bool,
+    desc: str = "dose response",
+) -> dict[str, list[float]]:
+    positive_rate, mean_probability = [], []
+    # One decode batch per alpha (all faces at once): bounded memory for big test sets.
+    for alpha in tqdm(list(alphas), desc=desc, disable=not progress):
+        probs = _judge(judge, _decode(decode, apply_direction(z, direction, float(alpha))))
+        positive_rate.append(flip_rate(probs, attribute_index, threshold))
+        mean_probability.append(float(probs[:, attribute_index].mean()))
+    return {
+        "alphas": [float(a) for a in alphas],
+        "positive_rate": positive_rate,
+        "mean_probability": mean_probability,
+    }
+
+
+def dose_response(
+    images: Any,
+    encode: Callable[[np.ndarray], np.ndarray],
+    decode: Callable[[np.ndarray], np.ndarray],
+    judge: Judge,
+    direction: Any,
+    alphas: Sequence[float],
+    attribute_index: int,
+    threshold: float = 0.5,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """The judge's verdict as a function of the offset alpha.
+
+    Pass negatives with alphas >= 0 to see the attribute appear, positives
+    with alphas <= 0 to see it vanish. Faces are encoded once; each alpha is
+    one decode batch.
+
+    Args:
+        images: ``(n, S, S, 3)`` floats in [0, 1].
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images`` in [0, 1].
+        judge: ``images -> (n, n_attributes)`` probabilities.
+        direction: ``(latent_dim,)`` unit vector.
+        alphas: Offsets in latent units, ``z' = z + alpha * direction``.
+        attribute_index: The judged attribute's column.
+        threshold: Probability at which the judge calls a face positive.
+        progress: Show a tqdm bar.
+
+    Returns:
+        ``{"alphas", "positive_rate", "mean_probability"}``, lists of equal length:
+        the share of faces judged positive and their mean probability at each alpha.
+    """
+    images = np.asarray(images)
+    z = np.asarray(encode(images), dtype=np.float64)
+    direction = as_direction(direction, z.shape[1])
+    return _dose_response_from_latents(
+        z, decode, judge, direction, alphas, attribute_index, threshold, progress
+    )
+
+
+def locality(original: Any, reconstruction: Any, edited: Any, eye_rows: slice) -> dict[str, Any]:
+    """How much of the edit stays in the eye band.
+
+    Changes are measured against the reconstruction (what the face looks like
+    through the VAE), and put in scale by the reconstruction error (how much
+    the VAE alters any face anyway).
+
+    Args:
+        original: ``(n, S, S, 3)`` (or ``(S, S, 3)``) input images in [0, 1].
+        reconstruction: Same shape, ``decode(encode(original))``.
+        edited: Same shape, the edited decode.
+        eye_rows: Rows of the eye band, e.g. ``data.eye_band_rows(S)``.
+
+    Returns:
+        ``outside_change``: mean abs pixel change (edited - reconstruction)
+        outside the eye band; ``outside_change_ratio``: that divided by the mean
+        abs error of the reconstruction vs the original over the whole image
+        (None if the reconstruction is perfect and something changed);
+        ``eye_band_share``: share of the total abs change inside the eye band
+        (None when nothing changed); ``eye_band_change``; ``reconstruction_error``.
+    """
+    original = np.asarray(original, dtype=np.float64)
+    reconstruction = np.asarray(reconstruction, dtype=np.float64)
+    edited = np.asarray(edited, dtype=np.float64)
+    if not original.shape == reconstruction.shape == edited.shape or original.ndim < 3:
+        raise ValueError(
+            "Expected original, reconstruction and edited of one shape (n, S, S, 3). Received: "
+            f"{original.shape}, {reconstruction.shape}, {edited.shape}"
+        )
+    change = np.abs(edited - reconstruction)
+    in_band = np.zeros(change.shape[-3], dtype=bool)
+    in_band[eye_rows] = True
+    if not in_band.any():
+        raise ValueError(f"Expected eye_rows inside {change.shape[-3]} rows. Received: {eye_rows}")
+    inside = change[..., in_band, :, :]
+    outside = change[..., ~in_band, :, :]
+    outside_change = float(outside.mean()) if outside.size else 0.0
+    reconstruction_error = float(np.abs(reconstruction - original).mean())
+    if reconstruction_error > 0:
+        ratio = outside_change / reconstruction_error
+    else:
+        ratio = 0.0 if outside_change == 0 else None
+    total = float(change.sum())
+    return {
+        "outside_change": outside_change,
+        "outside_change_ratio": ratio,
+        "eye_band_share": float(inside.sum()) / total if total > 0 else None,
+        "eye_band_change": float(inside.mean()),
+        "reconstruction_error": reconstruction_error,
+    }
+
+
+def attribute_leakage(
+    judge_before: Any,
+    judge_after: Any,
+    names: Sequence[str],
+    exclude: Sequence[str] = ("Eyeglasses",),
+) -> dict[str, float]:
+    """Mean change of the judge's probability for every other attribute.
+
+    Args:
+        judge_before: ``(n, len(names))`` probabilities on the reconstructions.
+        judge_after: Same shape, on the edited faces.
+        names: Attribute names of the columns.
+        exclude: Attributes to leave out (the edited one).
+
+    Returns:
+        ``{name: mean(after - before)}``, signed, in column order.
+    """
+    before = np.asarray(judge_before, dtype=np.float64)
+    after = np.asarray(judge_after, dtype=np.float64)
+    if before.shape != after.shape or before.ndim != 2 or before.shape[1] != len(names):
+        raise ValueError(
+            f"Expected judge_before and judge_after of shape (n, {len(names)}). "
+            f"Received: {before.shape} and {after.shape}"
+        )
+    change = (after - before).mean(axis=0)
+    return {name: float(change[j]) for j, name in enumerate(names) if name not in exclude}
+
+
+def _mse(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"Expected arrays of one shape. Received: {a.shape} and {b.shape}")
+    return float(np.mean((a - b) ** 2))
+
+
+def counterfactual_ratio(
+    edited: Any, counterfactual: Any, reconstruction: Any, original: Any
+) -> float | None:
+    """How close the edit gets to the true counterfactual, in units of the VAE's own error.
+
+    Formula: ``MSE(edited, counterfactual) / MSE(reconstruction, original)``,
+    where the counterfactual is the same face rendered with the attribute (the
+    synthetic set can do this; CelebA cannot). 1 means the edit is as far from
+    the truth as any reconstruction is from its input; lower is better.
+
+    Returns:
+        The ratio, or None if the reconstruction is perfect (MSE 0).
+    """
+    numerator = _mse(edited, counterfactual)
+    denominator = _mse(reconstruction, original)
+    return numerator / denominator if denominator > 0 else None
+
+
+## Everything at once
+
+
+def evaluate_edits(
+    images: Any,
+    labels: Any,
+    encode: Callable[[np.ndarray], np.ndarray],
+    decode: Callable[[np.ndarray], np.ndarray],
+    judge: Judge,
+    directions: Mapping[str, Any],
+    classifier: LatentClassifier,
+    *,
+    kind: str = "conditional",
+    attribute: str = "Eyeglasses",
+    names: Sequence[str] = CELEBA_ATTRIBUTES,
+    target_probability: float = 0.99,
+    removal_probability: float = 0.01,
+    alphas: Sequence[float] | None = None,
+    eye_rows: slice | None = None,
+    counterfactuals: Any = None,
+    threshold: float = 0.5,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """All edit metrics on held-out faces, as one JSON-ready dict.
+
+    Negatives get the attribute added at the auto alpha of
+    ``alpha_for_probability`` (the latent classifier reaches
+    ``target_probability``); positives get it removed at the auto alpha of
+    ``alpha_for_removal``. Each face is encoded once.
+
+    Args:
+        images: ``(n, S, S, 3)`` held-out faces, floats in [0, 1].
+        labels: ``(n,)`` true labels of ``attribute`` (booleans, -1/+1, 0/1).
+        encode: ``images -> z_mean (n, latent_dim)``.
+        decode: ``z -> images`` in [0, 1].
+        judge: ``images -> (n, len(names))`` probabilities; independent of the VAE.
+        directions: ``{kind: (latent_dim,) unit vector}`` (from ``compute_directions``).
+        classifier: The latent classifier of ``attribute`` (for auto alpha and AUC).
+        kind: The direction the headline metrics use.
+        attribute: The edited attribute, CelebA spelling.
+        names: The judge's column names.
+        target_probability: Auto-alpha target for adding.
+        removal_probability: Auto-alpha target for removing.
+        alphas: Offsets (>= 0) for the dose-response curves; the removal curve
+            uses their negatives. None: 9 steps from 0 to twice the median auto alpha.
+        eye_rows: Eye-band rows; None uses ``data.eye_band_rows(S)``.
+        counterfactuals: Optional ``(n, S, S, 3)``, aligned with ``images``: each
+            face rendered with the attribute; used on the negatives.
+        threshold: Judge probability that counts as positive.
+        progress: Show tqdm bars.
+
+    Returns:
+        A dict with ``latent_auc``; ``base_rate`` (judge positives among the
+        negatives' reconstructions); ``flip_rate`` (judge positives among the
+        negatives after adding at auto alpha); ``removal_flip_rate`` (judge
+        negatives among the positives after removal; None without positives);
+        ``eye_band_share``, ``outside_change_ratio`` (see ``locality``, for the
+        adding edit); ``counterfactual_ratio`` (None without counterfactuals);
+        ``alpha_curve`` and ``removal_curve``, lists of ``{"alpha",
+        "flip_rate", "positive_rate", "mean_probability"}`` (for removal,
+        ``flip_rate`` is the share judged negative); ``leakage``
+        (``{kind: {name: mean change}}``); ``flip_rate_by_kind``; plus ``kind``,
+        ``attribute``, ``n_negatives``, ``n_positives``, ``mean_alpha``,
+        ``mean_removal_alpha``, ``locality`` and ``latent_report``.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"Expected images (n, S, S, 3). Received: shape={images.shape}")
+    labels = as_bool_labels(labels)
+    if labels.shape != (images.shape[0],):
+        raise ValueError(
+            f"Expected one label per image, shape ({images.shape[0]},). Received: {labels.shape}"
+        )
+    if kind not in directions:
+        raise ValueError(f"Expected kind among {sorted(directions)}. Received: {kind!r}")
+    if attribute not in names:
+        raise ValueError(f"Expected attribute among the judge's names. Received: {attribute!r}")
+    if not (~labels).any():
+        raise ValueError(
+            f"Expected some faces without {attribute} to add it to. Received: all {labels.size} "
+            "positive. Evaluate on a held-out split with both classes."
+        )
+    index = list(names).index(attribute)
+    eye_rows = eye_band_rows(images.shape[1]) if eye_rows is None else eye_rows
+    z = np.asarray(encode(images), dtype=np.float64)
+    latent_dim = z.shape[1]
+    directions = {k: as_direction(v, latent_dim) for k, v in directions.items()}
+    direction = directions[kind]
+    report = classification_report(labels, classifier.predict_proba(z), threshold)
+
+    # Adding, on the negatives.
+    negatives = ~labels
+    z_neg = z[negatives]
+    reconstruction = _decode(decode, z_neg)
+    judged_reconstruction = _judge(judge, reconstruction)
+    base_rate = flip_rate(judged_reconstruction, index, threshold)
+    leakage, flip_rate_by_kind = {}, {}
+    edited = None
+    add_alphas = None
+    for name, vector in directions.items():
+        step = alpha_for_probability(z_neg, vector, classifier, target_probability)
+        decoded = _decode(decode, apply_direction(z_neg, vector, step))
+        judged = _judge(judge, decoded)
+        flip_rate_by_kind[name] = flip_rate(judged, index, threshold)
+        leakage[name] = attribute_leakage(judged_reconstruction, judged, names, (attribute,))
+        if name == kind:
+            edited, add_alphas = decoded, step
+    local = locality(images[negatives], reconstruction, edited, eye_rows)
+    counterfactual = None
+    if counterfactuals is not None:
+        counterfactuals = np.asarray(counterfactuals)
+        if counterfactuals.shape != images.shape:
+            raise ValueError(
+                f"Expected counterfactuals aligned with images, shape {images.shape}. "
+                f"Received: {counterfactuals.shape}"
+            )
+        counterfactual = counterfactual_ratio(
+            edited, counterfactuals[negatives], reconstruction, images[negatives]
+        )
+
+    # Removing, on the positives.
+    z_pos = z[labels]
+    removal_flip, removal_alphas = None, None
+    if z_pos.shape[0]:
+        removal_alphas = alpha_for_removal(z_pos, direction, classifier, removal_probability)
+        removed = _judge(judge, _decode(decode, apply_direction(z_pos, direction, removal_alphas)))
+        removal_flip = 1.0 - flip_rate(removed, index, threshold)
+
+    if alphas is None:
+        top = 2.0 * float(np.median(add_alphas)) or 1.0
+        alphas = np.linspace(0.0, top, 9)
+        removal_grid = (
+            -np.linspace(0.0, 2.0 * float(np.median(-removal_alphas)) or 1.0, 9)
+            if removal_alphas is not None
+            else []
+        )
+    else:
+        alphas = np.asarray(alphas, dtype=np.float64)
+        removal_grid = -alphas
+    curve = _dose_response_from_latents(
+        z_neg, decode, judge, direction, alphas, index, threshold, progress, "adding"
+    )
+    alpha_curve = [
+        {"alpha": a, "flip_rate": r, "positive_rate": r, "mean_probability": p}
+        for a, r, p in zip(curve["alphas"], curve["positive_rate"], curve["mean_probability"])
+    ]
+    removal_curve = []
+    if z_pos.shape[0]:
+        curve = _dose_response_from_latents(
+            z_pos, decode, judge, direction, removal_grid, index, threshold, progress, "removing"
+        )
+        removal_curve = [
+            {"alpha": a, "flip_rate": 1.0 - r, "positive_rate": r, "mean_probability": p}
+            for a, r, p in zip(curve["alphas"], curve["positive_rate"], curve["mean_probability"])
+        ]
+
+    return {
+        "kind": kind,
+        "attribute": attribute,
+        "n_negatives": int(negatives.sum()),
+        "n_positives": int(labels.sum()),
+        "latent_auc": report["roc_auc"],
+        "latent_report": report,
+        "base_rate": base_rate,
+        "flip_rate": flip_rate_by_kind[kind],
+        "removal_flip_rate": removal_flip,
+        "mean_alpha": float(np.mean(add_alphas)),
+        "mean_removal_alpha": None if removal_alphas is None else float(np.mean(removal_alphas)),
+        "eye_band_share": local["eye_band_share"],
+        "outside_change_ratio": local["outside_change_ratio"],
+        "locality": local,
+        "counterfactual_ratio": counterfactual,
+        "alpha_curve": alpha_curve,
+        "removal_curve": removal_curve,
+        "flip_rate_by_kind": flip_rate_by_kind,
+        "leakage": leakage,
+    }
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(metrics: Mapping[str, Any], top_leakage: int = 3) -> str:
+    """A short plain-text table of ``evaluate_edits`` output for logs and notebooks.
+
+    Args:
+        metrics: The dict from ``evaluate_edits``.
+        top_leakage: How many of the largest leaks to list per kind.
+
+    Returns:
+        A multi-line string.
+    """
+    rows = [
+        ("latent classifier AUC", metrics.get("latent_auc")),
+        ("base rate (unedited negatives)", metrics.get("base_rate")),
+        ("flip rate at auto alpha", metrics.get("flip_rate")),
+        ("removal flip rate", metrics.get("removal_flip_rate")),
+        ("eye-band share of change", metrics.get("eye_band_share")),
+        ("outside change / recon error", metrics.get("outside_change_ratio")),
+        ("counterfactual ratio", metrics.get("counterfactual_ratio")),
+        ("mean auto alpha (add)", metrics.get("mean_alpha")),
+        ("mean auto alpha (remove)", metrics.get("mean_removal_alpha")),
+    ]
+    title = f"Edit metrics: {metrics.get('attribute', '?')}, {metrics.get('kind', '?')} direction"
+    lines = [title, "-" * len(title)]
+    lines += [f"{label:<32}{_number(value)}" for label, value in rows]
+    for key, label in (("alpha_curve", "adding curve"), ("removal_curve", "removing curve")):
+        points = metrics.get(key) or []
+        if points:
+            cells = " ".join(f"{p['alpha']:+.2f}:{p['flip_rate']:.2f}" for p in points)
+            lines.append(f"{label + ' (alpha:flip)':<32}{cells}")
+    by_kind = metrics.get("flip_rate_by_kind") or {}
+    for name, rate in by_kind.items():
+        leaks = (metrics.get("leakage") or {}).get(name, {})
+        worst = sorted(leaks.items(), key=lambda item: -abs(item[1]))[:top_leakage]
+        leak_text = ", ".join(f"{attr} {change:+.2f}" for attr, change in worst)
+        lines.append(f"{name:<26}flip {rate:.2f}  leaks: {leak_text}")
+    return "\n".join(lines)

@@ -1,0 +1,254 @@
+"""Training: the attribute classifiers and the VAE, with their callbacks.
+
+KL warm-up, live progress bars (terminal and notebook), a CSV log of every
+metric, a checkpoint every epoch that ``resume=True`` continues from, and a
+clear error when the loss goes NaN. Final models are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from contextlib import nullcontext
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dealwithit import data, model
+from dealwithit.config import AttributeClassifierConfig, VAEConfig
+from dealwithit.losses import kl_warmup
+
+HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"
+
+
+class TrainingError(Exception):
+    """Training that cannot go on: a NaN loss, or a resume that does not fit."""
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Sets the VAE's ``kl_weight`` before every batch from ``kl_warmup(step)``.
+
+    The step is the optimizer's iteration counter, which checkpoints restore,
+    so a resumed run continues the ramp where it stopped.
+
+    Args:
+        warmup_steps: Length of the ramp in optimizer steps.
+        start: β at step 0.
+    """
+
+    def __init__(self, warmup_steps: int, start: float = 0.0):
+        super().__init__()
+        if warmup_steps < 0:
+            raise ValueError(f"Expected warmup_steps >= 0. Received: warmup_steps={warmup_steps}")
+        self.warmup_steps = warmup_steps
+        self.start = start
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.kl_weight.assign(kl_warmup(step, self.warmup_steps, self.start))
+
+
+def progress_bar(progress: bool):
+    """A live tqdm bar (notebook widget or terminal) in place of Keras' progbar.
+
+    keras_tqdm breaks on Keras 3 (``KeyError: 'metrics'``); tqdm's own callback
+    works in terminals and notebooks alike.
+    """
+    if not progress:
+        return []
+    from tqdm.auto import tqdm
+    from tqdm.keras import TqdmCallback
+
+    return [TqdmCallback(verbose=1, tqdm_class=tqdm, leave=True)]
+
+
+def _steps(cache_path, split: str, batch_size: int, limit: int | None) -> int:
+    with data.CelebACache(cache_path) as cache:
+        n = len(cache.indices(split))
+    if limit is not None:
+        n = min(n, limit)
+    if n == 0:
+        raise TrainingError(
+            f"Expected images in the {split!r} split of {cache_path}. Received none. "
+            "Re-run `python -m dealwithit prepare` on a folder with a partition file, or more images."
+        )
+    return math.ceil(n / batch_size)
+
+
+def _raise_if_nan(history: keras.callbacks.History, what: str, learning_rate: float) -> None:
+    losses = history.history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        raise TrainingError(
+            f"The {what} loss became NaN or infinite (epoch {len(losses)}); training stopped. "
+            f"Try a lower learning_rate (now {learning_rate}), a longer warm-up, or re-seeding."
+        )
+
+
+def _backup(directory: Path, resume: bool) -> keras.callbacks.BackupAndRestore:
+    backup = directory / BACKUP_DIR
+    if backup.exists() and not resume:
+        # A stale interrupted run: start over rather than silently continue it.
+        shutil.rmtree(backup)
+    if resume and not backup.exists():
+        print(f"Nothing to resume in {backup}; starting from epoch 1.")
+    return keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True)
+
+
+def train_attribute_classifier(
+    cache_path,
+    config: AttributeClassifierConfig,
+    directory,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    limit: int | None = None,
+) -> tuple[keras.Model, dict]:
+    """Trains the 40-attribute CNN (multi-label binary cross-entropy) and saves it.
+
+    Args:
+        cache_path: HDF5 cache from ``data.prepare_cache``.
+        config: Classifier hyperparameters (saved as ``config.json``).
+        directory: Output folder: ``classifier.keras``, ``config.json``,
+            ``history.csv``, ``attribute_accuracy.json``.
+        resume: Continue an interrupted run from its last finished epoch.
+        progress: Show a live progress bar.
+        limit: Use at most this many training images (quick runs and tests).
+
+    Returns:
+        ``(classifier, report)`` where ``report`` maps each attribute to its
+        held-out accuracy, plus ``mean_accuracy`` and ``majority_accuracy``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    classifier = model.build_attribute_classifier(config)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+    )
+    train = data.make_dataset(
+        cache_path, "train", config.batch_size, seed=config.seed, attributes=True, limit=limit
+    )
+    _steps(cache_path, "train", config.batch_size, limit)
+    history = classifier.fit(
+        train,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[
+            _backup(directory, resume),
+            keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
+            keras.callbacks.TerminateOnNaN(),
+            *progress_bar(progress),
+        ],
+    )
+    _raise_if_nan(history, "attribute classifier", config.learning_rate)
+    report = attribute_accuracy(classifier, cache_path, "valid")
+    model.save_classifier(classifier, config, directory)
+    (directory / "attribute_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+    return classifier, report
+
+
+def attribute_accuracy(classifier: keras.Model, cache_path, split: str = "valid") -> dict:
+    """Held-out accuracy per attribute, with the majority-class baseline for context."""
+    with data.CelebACache(cache_path) as cache:
+        images = cache.images(split)
+        labels = cache.attributes(split) > 0
+    if len(images) == 0:
+        raise TrainingError(f"Expected images in the {split!r} split of {cache_path}; found none.")
+    probabilities = model.classifier_fn(classifier)(images)
+    correct = (probabilities > 0.5) == labels
+    accuracy = correct.mean(axis=0)
+    majority = np.maximum(labels.mean(axis=0), 1.0 - labels.mean(axis=0))
+    report = {name: float(a) for name, a in zip(data.CELEBA_ATTRIBUTES, accuracy)}
+    report["mean_accuracy"] = float(accuracy.mean())
+    report["majority_accuracy"] = float(majority.mean())
+    report["n"] = int(len(images))
+    return report
+
+
+def train_vae(
+    cache_path,
+    config: VAEConfig,
+    directory,
+    *,
+    classifier: keras.Model | None = None,
+    resume: bool = False,
+    strategy=None,
+    progress: bool = True,
+    limit: int | None = None,
+    validation: bool = True,
+) -> tuple[model.VAE, keras.callbacks.History]:
+    """Trains a (discriminatively regularized) VAE with KL warm-up and saves it.
+
+    Args:
+        cache_path: HDF5 cache from ``data.prepare_cache``.
+        config: VAE hyperparameters (saved as ``config.json``).
+        directory: Output folder: ``vae.keras``, ``config.json``, ``history.csv``
+            and, while training, ``backup/`` (deleted when training ends).
+        classifier: The trained attribute classifier, required when
+            ``config.discriminative``; it stays frozen.
+        resume: Continue an interrupted run from its last finished epoch.
+        strategy: A ``tf.distribute`` strategy to build and train under.
+        progress: Show a live progress bar.
+        limit: Use at most this many training images.
+        validation: Evaluate the same loss on the ``valid`` split every epoch.
+
+    Returns:
+        ``(vae, history)``.
+
+    Raises:
+        TrainingError: the loss went NaN, or a split is empty.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    steps_per_epoch = _steps(cache_path, "train", config.batch_size, limit)
+    train = data.make_dataset(cache_path, "train", config.batch_size, seed=config.seed, limit=limit)
+    with data.CelebACache(cache_path) as cache:
+        if cache.image_size != config.image_size:
+            raise TrainingError(
+                f"Expected a cache of {config.image_size}x{config.image_size} images for this config. "
+                f"Received {cache.image_size}x{cache.image_size} in {cache_path}. Re-run prepare "
+                f"with --image-size {config.image_size} or change image_size."
+            )
+        has_valid = len(cache.indices("valid")) > 0
+        calibration = cache.images("train", limit=512)
+    valid = None
+    if validation and has_valid:
+        valid = data.make_dataset(
+            cache_path, "valid", config.batch_size, shuffle=False, limit=limit
+        )
+    with strategy.scope() if strategy is not None else nullcontext():
+        vae = model.build_vae(config, classifier)
+        vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
+        vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    history = vae.fit(
+        train,
+        validation_data=valid,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[
+            KLWarmup(warmup_steps, config.warmup_start),
+            _backup(directory, resume),
+            keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
+            keras.callbacks.TerminateOnNaN(),
+            *progress_bar(progress),
+        ],
+    )
+    _raise_if_nan(history, "VAE", config.learning_rate)
+    model.save_vae(vae, directory)
+    return vae, history
+
+
+def read_history(directory) -> dict[str, np.ndarray]:
+    """Reads ``history.csv`` of a training folder into ``{metric: values per epoch}``."""
+    path = Path(directory) / HISTORY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a training log at {path}; found none. Train first.")
+    table = np.genfromtxt(path, delimiter=",", names=True)
+    table = np.atleast_1d(table)
+    return {name: np.asarray(table[name], float) for name in table.dtype.names}

@@ -1,0 +1,138 @@
+"""Shared fixtures: small CelebA-layout folders built in ``tmp_path``.
+
+The folders are written here, independently of ``dealwithit.synthetic``, so the
+loader tests do not depend on the face renderer.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dealwithit.data import ALIGNED_SIZE, CELEBA_ATTRIBUTES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Partition code of image i is PARTITION_PATTERN[i % 6]: 24 images give 16/4/4.
+PARTITION_PATTERN = (0, 0, 0, 0, 1, 2)
+
+
+def _face_like(index: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A smooth, unique (height, width, 3) uint8 picture: gradients plus a blob."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = rng.uniform(40, 200, size=3)
+    slope = rng.uniform(-0.5, 0.5, size=(2, 3))
+    image = base + x[..., None] * slope[0] + y[..., None] * slope[1]
+    cx, cy = width / 2 + (index % 7) * 3, height / 2 + (index % 5) * 3
+    blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * 25.0**2))
+    image += blob[..., None] * rng.uniform(-60, 60, size=3)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _encode(array: np.ndarray, mode: str) -> bytes:
+    """JPEG bytes for RGB/L/CMYK; PNG bytes (under a .jpg name) for RGBA/P."""
+    image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    if mode in ("RGB", "L", "CMYK"):
+        image.convert(mode).save(buffer, "JPEG", quality=92)
+    elif mode == "RGBA":
+        alpha = np.full(array.shape[:2], 255, np.uint8)
+        alpha[:, : array.shape[1] // 4] = 128
+        Image.fromarray(np.dstack([array, alpha]), "RGBA").save(buffer, "PNG")
+    elif mode == "P":
+        image.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(buffer, "PNG")
+    else:
+        raise ValueError(f"Expected mode in RGB, L, CMYK, RGBA, P. Received: mode={mode!r}")
+    return buffer.getvalue()
+
+
+def write_celeba(
+    root: Path,
+    n: int = 24,
+    *,
+    partition: bool = True,
+    modes: Mapping[int, str] | None = None,
+    truncated: Sequence[int] = (),
+    garbage: Sequence[int] = (),
+    missing: Sequence[int] = (),
+    attribute_lines: Mapping[int, str] | None = None,
+    size: tuple[int, int] = ALIGNED_SIZE,
+    seed: int = 0,
+) -> Path:
+    """Writes a CelebA-layout folder and returns its path.
+
+    Args:
+        root: Folder to create.
+        n: Number of images, named 000001.jpg, 000002.jpg, ...
+        partition: Write list_eval_partition.txt (codes from PARTITION_PATTERN).
+        modes: Image index -> "L", "CMYK", "RGBA" or "P" (the last two as PNG
+            bytes under a .jpg name, as found in scraped copies).
+        truncated: Indices whose JPEG is cut to 60 % of its bytes.
+        garbage: Indices whose file holds bytes that are no image at all.
+        missing: Indices listed in the attribute file but not written.
+        attribute_lines: 1-based line number of list_attr_celeba.txt -> text
+            that replaces the line (to make malformed files).
+        size: (width, height) of the images.
+        seed: Seed of the pictures and the attribute values.
+    """
+    rng = np.random.default_rng(seed)
+    modes = dict(modes or {})
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True)
+    files = [f"{i + 1:06d}.jpg" for i in range(n)]
+    values = rng.choice(np.array([-1, 1], np.int8), size=(n, len(CELEBA_ATTRIBUTES)))
+    for i, name in enumerate(files):
+        data = _encode(_face_like(i, size, rng), modes.get(i, "RGB"))
+        if i in truncated:
+            data = data[: int(len(data) * 0.6)]
+        if i in garbage:
+            data = b"this is not an image"
+        if i not in missing:
+            (images / name).write_bytes(data)
+    # Official spacing: values right-aligned in width 2, a trailing space after the names.
+    lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines += [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(files, values)]
+    for number, text in (attribute_lines or {}).items():
+        lines[number - 1] = text
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    if partition:
+        codes = [PARTITION_PATTERN[i % len(PARTITION_PATTERN)] for i in range(n)]
+        text = "".join(f"{name} {code}\n" for name, code in zip(files, codes))
+        (root / "list_eval_partition.txt").write_text(text)
+    return root
+
+
+@pytest.fixture
+def make_celeba(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_celeba(name="celeba", **variants)`` -> a fresh folder.
+
+    Variants are the keyword arguments of ``write_celeba`` (no partition file,
+    grayscale/RGBA/CMYK/P images, truncated or garbage JPEGs, missing images,
+    malformed attribute lines, odd sizes).
+    """
+
+    def make(name: str = "celeba", **variants: object) -> Path:
+        return write_celeba(tmp_path / name, **variants)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def tiny_celeba(make_celeba: Callable[..., Path]) -> Path:
+    """24 small-gradient 178x218 JPEGs with attribute and partition files (16/4/4)."""
+    return make_celeba()
+
+
+@pytest.fixture(scope="session")
+def shared_celeba() -> Path:
+    """The read-only real CelebA subset beside the repo (../shared/data/celeba)."""
+    root = (REPO_ROOT / ".." / "shared" / "data" / "celeba").resolve()
+    if not (root / "list_attr_celeba.txt").is_file():
+        pytest.skip(f"real CelebA subset not found at {root}")
+    return root

@@ -30,7 +30,12 @@ def _add_data(parser, required=False):
         required=required,
         help="CelebA-layout folder (default: data/celeba when present, else data/synthetic)",
     )
-    parser.add_argument("--image-size", type=int, default=64, help="pixels per side (default 64)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="pixels per side (default: the trained weights' size, else 64)",
+    )
 
 
 def _add_weights(parser):
@@ -102,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data(p)
     _add_weights(p)
-    p.add_argument("--attribute", default="Eyeglasses", help="CelebA attribute (default Eyeglasses)")
+    p.add_argument(
+        "--attribute", default="Eyeglasses", help="CelebA attribute (default Eyeglasses)"
+    )
     p.add_argument("--conditions", nargs="*", default=None, help="attributes to project out")
 
     p = sub.add_parser(
@@ -126,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=None, help="output file or folder")
     _add_data(p)
     _add_weights(p)
-    p.add_argument("--alpha", type=float, default=None, help="offset along the direction (default: auto)")
+    p.add_argument(
+        "--alpha", type=float, default=None, help="offset along the direction (default: auto)"
+    )
     p.add_argument("--remove", action="store_true", help="take sunglasses off instead")
     p.add_argument("--gif", action="store_true", help="write the DealWithIt GIF")
     p.add_argument("--face", type=int, default=None, help="edit only this face (0 = leftmost)")
@@ -143,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: config)")
     p.add_argument("--n", type=int, default=20000, help="synthetic faces to render")
 
-    p = sub.add_parser("notebooks", help="run the notebooks", description="Execute the notebooks in order.")
+    p = sub.add_parser(
+        "notebooks", help="run the notebooks", description="Execute the notebooks in order."
+    )
     p.add_argument("--out", type=Path, default=Path("outputs/notebooks"))
     p.add_argument("--small", action="store_true", help="the tiny test configuration")
     return parser

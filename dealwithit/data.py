@@ -395,6 +395,15 @@ def _load_face(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
         return np.asarray(face, dtype=np.uint8), odd_size
 
 
+def load_face(path: str | os.PathLike, image_size: int = 64) -> np.ndarray:
+    """One aligned CelebA-frame JPEG cropped and resized exactly as the cache does.
+
+    Returns:
+        uint8 ``(image_size, image_size, 3)``.
+    """
+    return _load_face(Path(path), image_size)[0]
+
+
 def _decode_ahead(
     pool: ThreadPoolExecutor | None,
     paths: Sequence[Path],

@@ -101,3 +101,663 @@ def save_figure(figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     return path
+
+
+class PipelineError(Exception):
+    """A step that cannot run yet: say which earlier step to run."""
+
+
+# ---------------------------------------------------------------- data
+
+
+def synth(out: Path, n: int = 20000, seed: int = 0, workers=None, overwrite=False) -> Path:
+    """Renders the synthetic set in the CelebA layout (see ``synthetic``)."""
+    from dealwithit import synthetic
+
+    try:
+        folder = synthetic.write_synthetic_celeba(
+            out, n, seed=seed, workers=workers, overwrite=overwrite
+        )
+    except synthetic.SyntheticDataExistsError as error:
+        raise PipelineError(str(error)) from error
+    print(f"Wrote {n} synthetic faces to {folder} (contact sheet: {folder / 'contact_sheet.png'})")
+    return folder
+
+
+def prepare(workspace: Workspace, overwrite: bool = False, progress: bool = True) -> Path:
+    """Builds (or reuses) the HDF5 cache of cropped faces for ``workspace.data``."""
+    from dealwithit import data
+
+    cache = data.prepare_cache(
+        workspace.data,
+        workspace.cache,
+        workspace.image_size,
+        progress=progress,
+        overwrite=overwrite,
+    )
+    with data.CelebACache(cache) as opened:
+        counts = {split: len(opened.indices(split)) for split in ("train", "valid", "test")}
+    print(f"Cache {cache}: {counts}")
+    return cache
+
+
+def _require(path: Path, step: str) -> Path:
+    if not path.exists():
+        raise PipelineError(
+            f"Expected {path}, found nothing. Run `python -m dealwithit {step}` first."
+        )
+    return path
+
+
+def held_out_split(cache) -> str:
+    """``test`` when the set has one (the synthetic set), else ``valid`` (the shared CelebA subset)."""
+    return "test" if len(cache.indices("test")) else "valid"
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(
+    workspace: Workspace,
+    vae_config=None,
+    classifier_config=None,
+    *,
+    resume: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
+
+    A classifier already trained with the same config is reused, so re-running
+    ``train`` to try VAE settings does not retrain it.
+
+    Returns:
+        The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``).
+    """
+    from dealwithit import training
+    from dealwithit.config import AttributeClassifierConfig, VAEConfig
+
+    vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
+    classifier_config = classifier_config or AttributeClassifierConfig(
+        image_size=workspace.image_size
+    )
+    cache = prepare(workspace, progress=progress)
+    classifier = None
+    if vae_config.discriminative:
+        classifier = _classifier(
+            workspace.classifier_dir, classifier_config, cache, resume, limit, progress
+        )
+    judge_config = classifier_config.replace(seed=classifier_config.seed + 1)
+    _classifier(workspace.judge_dir, judge_config, cache, resume, limit, progress)
+    print(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
+    vae, _ = training.train_vae(
+        cache,
+        vae_config,
+        workspace.vae_dir,
+        classifier=classifier,
+        resume=resume,
+        progress=progress,
+        limit=limit,
+    )
+    remember_weights(workspace.weights)
+    quality = vae_report(workspace, vae)
+    print("Held-out reconstruction:", json.dumps(quality))
+    return quality
+
+
+def _classifier(directory, config, cache, resume, limit, progress):
+    from dealwithit import model, training
+
+    if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
+        classifier, saved = model.load_classifier(directory)
+        if saved == config:
+            print(f"Reusing the attribute classifier in {directory}")
+            return classifier
+    print(f"Training an attribute classifier ({config.epochs} epochs) -> {directory}")
+    classifier, report = training.train_attribute_classifier(
+        cache, config, directory, resume=resume, progress=progress, limit=limit
+    )
+    print(
+        f"  held-out accuracy {report['mean_accuracy']:.3f} over 40 attributes "
+        f"(majority baseline {report['majority_accuracy']:.3f}); Eyeglasses {report['Eyeglasses']:.3f}"
+    )
+    return classifier
+
+
+def encode_split(
+    vae, cache, split: str, limit: int | None = None, batch_size: int = 256, progress=True
+):
+    """Posterior means and log variances of a split, with a progress bar.
+
+    Returns:
+        ``(images uint8 (n, S, S, 3), z_mean (n, d), z_log_var (n, d))``.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    images = cache.images(split, limit=limit)
+    means, log_vars = [], []
+    for start in tqdm(
+        range(0, len(images), batch_size), desc=f"encode {split}", disable=not progress
+    ):
+        batch = images[start : start + batch_size].astype("float32") / 255.0
+        z_mean, z_log_var = vae.encode(batch)
+        means.append(np.asarray(z_mean))
+        log_vars.append(np.asarray(z_log_var))
+    return images, np.concatenate(means), np.concatenate(log_vars)
+
+
+def vae_report(workspace: Workspace, vae=None, n_faces: int = 10) -> dict:
+    """Held-out quality numbers, a reconstruction grid and the training curves."""
+    from dealwithit import data, evaluate, model, plots, training
+
+    vae = vae or model.load_vae(_require(workspace.vae_dir, "train"), workspace.image_size)
+    with data.CelebACache(workspace.cache) as cache:
+        split = held_out_split(cache)
+        images, z_mean, z_log_var = encode_split(vae, cache, split, limit=1000, progress=False)
+    reconstructions = model.decoder_fn(vae)(z_mean)
+    floats = images.astype("float32") / 255.0
+    quality = evaluate.reconstruction_quality(floats, z_mean, z_log_var, reconstructions)
+    quality["split"] = split
+    write_json(workspace.outputs / "vae_quality.json", quality)
+    save_figure(
+        plots.reconstruction_figure(floats[:n_faces], reconstructions[:n_faces]),
+        workspace.outputs / "reconstructions.png",
+    )
+    save_figure(
+        plots.training_curves_figure(training.read_history(workspace.vae_dir)),
+        workspace.outputs / "training_curves.png",
+    )
+    return quality
+
+
+# ---------------------------------------------------------------- vectors
+
+
+def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
+    """Encodes the data, fits the latent classifier and saves every direction kind.
+
+    The latent classifier and the directions are fitted on the training split
+    and reported on the held-out split, next to the pixel-space judge's score
+    of the same faces.
+
+    Returns:
+        ``{"latent_report", "pixel_report", "kind_cosines", "attribute_cosines"}``.
+    """
+    import numpy as np
+
+    from dealwithit import data, model, plots, vectors
+    from dealwithit.config import VectorConfig
+
+    config = config or VectorConfig()
+    vae = model.load_vae(_require(workspace.vae_dir, "train"), workspace.image_size)
+    judge, _ = model.load_classifier(_require(workspace.judge_dir, "train"))
+    cache_path = prepare(workspace, progress=progress)
+    with data.CelebACache(cache_path) as cache:
+        names = list(cache.attribute_names)
+        if config.attribute not in names:
+            cache.attribute(config.attribute)  # raises with close matches
+        split = held_out_split(cache)
+        _, z_train, _ = encode_split(vae, cache, "train", progress=progress)
+        held_images, z_held, _ = encode_split(vae, cache, split, progress=progress)
+        attributes_train = cache.attributes("train")
+        labels_held = cache.attribute(config.attribute, split)
+    index = names.index(config.attribute)
+    labels_train = attributes_train[:, index] > 0
+    classifier = vectors.fit_latent_classifier(
+        z_train, labels_train, l2=config.l2, seed=config.seed
+    )
+    latent_scores = classifier.predict_proba(z_held)
+    pixel_scores = model.classifier_fn(judge)(held_images)[:, index]
+    latent_report = vectors.classification_report(labels_held, latent_scores)
+    pixel_report = vectors.classification_report(labels_held, pixel_scores)
+    directions = vectors.compute_directions(
+        z_train,
+        attributes_train,
+        names,
+        config.attribute,
+        config.conditions,
+        config.l2,
+        config.seed,
+        classifier=classifier,
+    )
+    kinds, matrix = vectors.cosine_table(directions)
+    others = vectors.attribute_directions(z_train, attributes_train, names, progress=False)
+    attribute_cosines = {
+        kind: vectors.attribute_cosines(direction, others) for kind, direction in directions.items()
+    }
+    metadata = {
+        "attribute": config.attribute,
+        "conditions": list(config.conditions),
+        "kind": config.kind,
+        "held_out_split": split,
+        "latent_report": latent_report,
+        "pixel_report": pixel_report,
+        "attribute_cosines": attribute_cosines,
+        "config": config.to_dict(),
+    }
+    vectors.save_vectors(workspace.vectors_dir, directions, classifier, metadata)
+    save_figure(
+        plots.roc_figure(
+            labels_held,
+            {"latent classifier (Z)": latent_scores, "pixel judge": pixel_scores},
+            title=f"{config.attribute}: held-out ROC",
+        ),
+        workspace.outputs / "roc.png",
+    )
+    save_figure(
+        plots.cosine_heatmap_figure(kinds, matrix), workspace.outputs / "direction_cosines.png"
+    )
+    print(
+        f"{config.attribute} on Z ({split}, n={len(labels_held)}): AUC {latent_report['roc_auc']:.3f}, "
+        f"balanced accuracy {latent_report['balanced_accuracy']:.3f}; pixel judge AUC "
+        f"{pixel_report['roc_auc']:.3f}"
+    )
+    print("Cosines between directions:")
+    print("  " + " ".join(f"{k[:12]:>12}" for k in kinds))
+    for kind, row in zip(kinds, matrix):
+        print(f"  {kind[:24]:<24}" + " ".join(f"{v:12.3f}" for v in row))
+    top = sorted(attribute_cosines[config.kind].items(), key=lambda kv: -abs(kv[1]))[:6]
+    print(f"  {config.kind} vs other attributes: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
+    return {
+        "latent_report": latent_report,
+        "pixel_report": pixel_report,
+        "kind_cosines": dict(zip(kinds, np.asarray(matrix).tolist())),
+        "attribute_cosines": attribute_cosines,
+    }
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class Editor:
+    """A trained VAE, its directions and latent classifier, ready to edit faces.
+
+    Args:
+        weights: A data set's weights folder (``weights/<name>``).
+        image_size: The size the caller feeds; must match the weights.
+        kind: Direction kind; default: the one saved with the vectors.
+    """
+
+    def __init__(self, weights: Path, image_size: int | None = None, kind: str | None = None):
+        from dealwithit import model, vectors
+
+        weights = Path(weights)
+        self.vae = model.load_vae(_require(weights / "vae", "train"), image_size)
+        self.image_size = self.vae.config.image_size
+        self.directions, self.classifier, self.metadata = vectors.load_vectors(
+            _require(weights / "vectors", "vector"), self.vae.config.latent_dim
+        )
+        self.kind = kind or self.metadata.get("kind", "conditional")
+        self.direction = self.directions[self.kind]
+        self.attribute = self.metadata.get("attribute", "Eyeglasses")
+        self.encode = model.encoder_fn(self.vae)
+        self.decode = model.decoder_fn(self.vae)
+
+    def alphas(self, z, alpha: float | None = None, remove: bool = False, target: float = 0.99):
+        """The offset per face: ``alpha`` as given (sign flipped to remove), else auto."""
+        import numpy as np
+
+        from dealwithit import vectors
+
+        if alpha is not None:
+            return np.full(len(z), -abs(alpha) if remove else alpha)
+        if remove:
+            return vectors.alpha_for_removal(z, self.direction, self.classifier, 1.0 - target)
+        return vectors.alpha_for_probability(z, self.direction, self.classifier, target)
+
+    def residuals(self, crops, alpha=None, remove=False, scale: float = 1.0):
+        """``decode(z + a v) - decode(z)`` for aligned crops ``(n, S, S, 3)`` in [0, 1]."""
+        from dealwithit import edit
+
+        z = self.encode(crops)
+        alphas = self.alphas(z, alpha, remove) * scale
+        plain = self.decode(z)
+        edited = self.decode(edit.apply_direction(z, self.direction, alphas))
+        return edited - plain
+
+
+def _counterfactuals(data_dir: Path, files, image_size: int):
+    """The renderer's flipped-eyewear images of ``files``, or None when the folder has none."""
+    import numpy as np
+
+    from dealwithit import data
+
+    folder = data_dir / "counterfactual"
+    if not (folder / "list_counterfactual.txt").is_file():
+        return None
+    paths = [folder / name for name in files]
+    if not all(path.is_file() for path in paths):
+        return None
+    return np.stack([data.load_face(path, image_size) for path in paths]).astype("float32") / 255.0
+
+
+def evaluate(
+    workspace: Workspace,
+    json_path: Path | None = None,
+    limit: int | None = 500,
+    progress: bool = True,
+) -> dict:
+    """Flip rates, locality, leakage and (synthetic) counterfactual error on held-out faces.
+
+    Works on any CelebA-layout folder, including faces the model never saw:
+    ``workspace.data`` is the folder to judge, ``workspace.weights`` the models.
+
+    Returns:
+        The metrics dict also written to ``json_path`` (default ``outputs/<name>/metrics.json``).
+    """
+    from dealwithit import data, evaluate, model, plots
+
+    editor = Editor(workspace.weights, workspace.image_size)
+    judge, _ = model.load_classifier(_require(workspace.judge_dir, "train"))
+    cache_path = prepare(workspace, progress=progress)
+    with data.CelebACache(cache_path) as cache:
+        split = held_out_split(cache)
+        images, z_mean, z_log_var = encode_split(editor.vae, cache, split, limit, progress=progress)
+        labels = cache.attribute(editor.attribute, split)[: len(images)]
+        files = cache.files(split)[: len(images)]
+    floats = images.astype("float32") / 255.0
+    metrics = evaluate.evaluate_edits(
+        floats,
+        labels,
+        editor.encode,
+        editor.decode,
+        model.classifier_fn(judge),
+        editor.directions,
+        editor.classifier,
+        kind=editor.kind,
+        attribute=editor.attribute,
+        counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
+        progress=progress,
+    )
+    metrics["reconstruction"] = evaluate.reconstruction_quality(
+        floats, z_mean, z_log_var, editor.decode(z_mean)
+    )
+    metrics["data"] = str(workspace.data)
+    metrics["split"] = split
+    metrics["weights"] = str(workspace.weights)
+    json_path = json_path or workspace.outputs / "metrics.json"
+    write_json(json_path, metrics)
+    save_figure(
+        plots.dose_response_figure(
+            {
+                "adding (negatives)": metrics["alpha_curve"],
+                "removing (positives)": metrics["removal_curve"],
+            }
+        ),
+        workspace.outputs / "dose_response.png",
+    )
+    print(evaluate.format_table(metrics))
+    print(f"Metrics written to {json_path}")
+    return metrics
+
+
+# ---------------------------------------------------------------- pictures and photos
+
+
+def pictures(workspace: Workspace, n_faces: int = 6, progress: bool = True) -> dict[str, Path]:
+    """The latent-slider grid and the DealWithIt GIF of held-out faces without the attribute."""
+    import numpy as np
+
+    from dealwithit import data, edit, plots, vectors
+
+    editor = Editor(workspace.weights, workspace.image_size)
+    with data.CelebACache(prepare(workspace, progress=progress)) as cache:
+        split = held_out_split(cache)
+        negatives = np.flatnonzero(~cache.attribute(editor.attribute, split))[:n_faces]
+        images = cache.images(split)[negatives].astype("float32") / 255.0
+    z = editor.encode(images)
+    reach = float(np.median(vectors.alpha_for_probability(z, editor.direction, editor.classifier)))
+    alphas = np.linspace(-reach, 1.5 * reach, 6)
+    grid = edit.slider_grid(images, editor.encode, editor.decode, editor.direction, alphas)
+    paths = {
+        "slider_grid": save_figure(
+            plots.slider_grid_figure(
+                grid,
+                alphas,
+                title=f"Sliding along the {editor.attribute} direction ({editor.kind})",
+            ),
+            workspace.outputs / "slider_grid.png",
+        )
+    }
+    frames = edit.dealwithit_frames(
+        images[0], editor.encode, editor.decode, editor.direction, 1.2 * reach
+    )
+    paths["gif"] = edit.save_gif(frames, workspace.outputs / "dealwithit.gif")
+    return paths
+
+
+def apply_photos(
+    weights: Path,
+    photos: list[Path],
+    out: Path | None = None,
+    *,
+    alpha: float | None = None,
+    remove: bool = False,
+    gif: bool = False,
+    face: int | None = None,
+) -> list[Path]:
+    """Puts sunglasses on every face of each photo (or takes them off) and saves the result.
+
+    Returns:
+        The written files: ``<stem>_dealwithit.jpg`` (and ``.gif``) beside ``out``.
+    """
+    from dealwithit import edit, faces
+
+    editor = Editor(weights)
+    written = []
+    for photo_path in photos:
+        photo = faces.load_photo(photo_path)
+        found = faces.detect_faces(photo)
+        if not found:
+            raise faces.PhotoError(
+                f"No face found in {photo_path}. Try a photo with a larger, frontal, well-lit face."
+            )
+        target = _output_path(photo_path, out, len(photos), ".jpg")
+        edited, used = faces.edit_photo(
+            photo,
+            lambda crops: editor.residuals(crops, alpha, remove),
+            faces=found,
+            face_index=face,
+            image_size=editor.image_size,
+        )
+        written.append(faces.save_photo(edited, target))
+        print(f"{photo_path}: edited {len(used)} face(s) -> {target}")
+        if gif:
+            schedule = edit.frame_schedule(24)
+            sequence = [
+                faces.edit_photo(
+                    photo,
+                    lambda crops, s=s: editor.residuals(crops, alpha, remove, scale=s),
+                    faces=found,
+                    face_index=face,
+                    image_size=editor.image_size,
+                )[0]
+                for s in schedule.fractions
+            ]
+            frames = edit.frames_from_sequence(sequence, caption_on=schedule.caption, size=640)
+            written.append(edit.save_gif(frames, target.with_suffix(".gif")))
+            print(f"  DealWithIt GIF -> {target.with_suffix('.gif')}")
+    return written
+
+
+def _saved_image_size(weights: Path | None) -> int | None:
+    """The image size the VAE in ``weights`` was trained for, when there is one."""
+    from dealwithit.config import VAEConfig
+
+    path = Path(weights or "") / "vae" / "config.json"
+    return VAEConfig.from_json(path).image_size if weights and path.is_file() else None
+
+
+def _output_path(photo: Path, out: Path | None, count: int, suffix: str) -> Path:
+    name = f"{photo.stem}_dealwithit{suffix}"
+    if out is None:
+        return Path("outputs") / name
+    if out.suffix and count == 1:
+        return out
+    return out / name
+
+
+def apply_dataset_face(
+    workspace: Workspace,
+    index: int = 0,
+    out: Path | None = None,
+    *,
+    alpha=None,
+    remove=False,
+    gif=False,
+) -> list[Path]:
+    """Edits one held-out face of the data set: before/after PNG and optionally the GIF."""
+    import numpy as np
+    from PIL import Image
+
+    from dealwithit import data, edit
+
+    editor = Editor(workspace.weights, workspace.image_size)
+    with data.CelebACache(prepare(workspace, progress=False)) as cache:
+        split = held_out_split(cache)
+        images = cache.images(split)
+    if not 0 <= index < len(images):
+        raise PipelineError(f"Expected --index in [0, {len(images) - 1}]. Received: {index}")
+    image = images[index : index + 1].astype("float32") / 255.0
+    z = editor.encode(image)
+    alphas = editor.alphas(z, alpha, remove)
+    plain = editor.decode(z)
+    edited = editor.decode(edit.apply_direction(z, editor.direction, alphas))
+    row = np.concatenate([image[0], plain[0], edited[0]], axis=1)
+    out = out or workspace.outputs / f"face_{index}_dealwithit.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(row, 0, 1) * 255).round().astype("uint8")).resize(
+        (row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.NEAREST
+    ).save(out)
+    written = [out]
+    print(f"input | reconstruction | edit (alpha {alphas[0]:+.2f}) -> {out}")
+    if gif:
+        frames = edit.dealwithit_frames(
+            image[0], editor.encode, editor.decode, editor.direction, alphas[0]
+        )
+        written.append(edit.save_gif(frames, out.with_suffix(".gif")))
+        print(f"DealWithIt GIF -> {out.with_suffix('.gif')}")
+    return written
+
+
+# ---------------------------------------------------------------- everything
+
+
+def demo(
+    data: Path | None = None, image_size: int = 64, epochs: int | None = None, n: int = 20000
+) -> dict:
+    """synth → prepare → train → vector → evaluate → pictures, printing where each result is.
+
+    A VAE already trained with the same config is reused, so a second
+    ``make demo`` only re-runs the cheap steps.
+    """
+    import time
+
+    from dealwithit import model
+    from dealwithit.config import VAEConfig
+
+    start = time.time()
+    data = Path(data) if data is not None else default_data()
+    if data == DEFAULT_SYNTHETIC and not (data / "list_attr_celeba.txt").exists():
+        synth(data, n)
+    workspace = Workspace(data, image_size)
+    config = VAEConfig(image_size=image_size)
+    if epochs is not None:
+        config = config.replace(epochs=epochs)
+    saved = workspace.vae_dir / model.CONFIG_FILE
+    if (
+        (workspace.vae_dir / model.VAE_FILE).is_file()
+        and saved.is_file()
+        and VAEConfig.from_json(saved) == config
+    ):
+        print(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
+        remember_weights(workspace.weights)
+        vae_report(workspace)
+    else:
+        train(workspace, config)
+    vector(workspace)
+    metrics = evaluate(workspace)
+    write_json(Path("outputs") / "metrics.json", metrics)
+    paths = pictures(workspace)
+    print(f"\nDone in {(time.time() - start) / 60:.1f} min. Look at:")
+    for name in ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png"):
+        print(f"  {workspace.outputs / name}")
+    print(f"  {paths['slider_grid']}\n  {paths['gif']}\n  outputs/metrics.json")
+    return metrics
+
+
+def run_command(args) -> int:
+    """Dispatches parsed CLI arguments (see ``cli.build_parser``)."""
+    from dealwithit.config import VAEConfig, VectorConfig
+
+    command = args.command
+    if command == "synth":
+        synth(args.out, args.n, args.seed, args.workers, args.overwrite)
+    elif command == "demo":
+        demo(args.data, args.image_size, args.epochs, args.n)
+    elif command == "notebooks":
+        from dealwithit import notebooks
+
+        notebooks.run_all(args.out, small=args.small)
+    else:
+        data = args.data if args.data is not None else default_data()
+        weights = getattr(args, "weights", None)
+        if weights is None and command in ("evaluate", "apply"):
+            weights = last_weights()
+        weights = weights or Workspace(data).weights
+        saved_size = _saved_image_size(weights) if command != "train" else None
+        image_size = args.image_size or saved_size or 64
+        workspace = Workspace(data, image_size, weights=weights)
+        if command == "prepare":
+            prepare(workspace, overwrite=args.overwrite)
+        elif command == "train":
+            config = VAEConfig(image_size=image_size)
+            overrides = {
+                "epochs": args.epochs,
+                "latent_dim": args.latent_dim,
+                "warmup_epochs": args.warmup_epochs,
+                "likelihood": args.likelihood,
+                "seed": args.seed,
+            }
+            if args.no_discriminative:
+                overrides["discriminative"] = False
+            config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+            if args.resume and (workspace.vae_dir / "config.json").is_file():
+                config = VAEConfig.from_json(workspace.vae_dir / "config.json")
+            classifier_config = None
+            if args.classifier_epochs is not None:
+                from dealwithit.config import AttributeClassifierConfig
+
+                classifier_config = AttributeClassifierConfig(
+                    image_size=image_size, epochs=args.classifier_epochs
+                )
+            train(workspace, config, classifier_config, resume=args.resume, limit=args.limit)
+        elif command == "vector":
+            config = VectorConfig(attribute=args.attribute)
+            if args.conditions is not None:
+                config = config.replace(conditions=tuple(args.conditions))
+            vector(workspace, config)
+        elif command == "evaluate":
+            evaluate(workspace, args.json, args.limit)
+        elif command == "apply":
+            if args.photos:
+                apply_photos(
+                    workspace.weights,
+                    args.photos,
+                    args.out,
+                    alpha=args.alpha,
+                    remove=args.remove,
+                    gif=args.gif,
+                    face=args.face,
+                )
+            else:
+                apply_dataset_face(
+                    workspace,
+                    args.index,
+                    args.out,
+                    alpha=args.alpha,
+                    remove=args.remove,
+                    gif=args.gif,
+                )
+    return 0

@@ -105,6 +105,7 @@ def train_attribute_classifier(
     resume: bool = False,
     progress: bool = True,
     limit: int | None = None,
+    callbacks: tuple = (),
 ) -> tuple[keras.Model, dict]:
     """Trains the 40-attribute CNN (multi-label binary cross-entropy) and saves it.
 
@@ -116,6 +117,7 @@ def train_attribute_classifier(
         resume: Continue an interrupted run from its last finished epoch.
         progress: Show a live progress bar.
         limit: Use at most this many training images (quick runs and tests).
+        callbacks: Extra Keras callbacks.
 
     Returns:
         ``(classifier, report)`` where ``report`` maps each attribute to its
@@ -138,11 +140,13 @@ def train_attribute_classifier(
         train,
         epochs=config.epochs,
         verbose=0,
+        shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
         callbacks=[
             _backup(directory, resume),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
             keras.callbacks.TerminateOnNaN(),
             *progress_bar(progress),
+            *callbacks,
         ],
     )
     _raise_if_nan(history, "attribute classifier", config.learning_rate)
@@ -181,6 +185,7 @@ def train_vae(
     progress: bool = True,
     limit: int | None = None,
     validation: bool = True,
+    callbacks: tuple = (),
 ) -> tuple[model.VAE, keras.callbacks.History]:
     """Trains a (discriminatively regularized) VAE with KL warm-up and saves it.
 
@@ -196,6 +201,7 @@ def train_vae(
         progress: Show a live progress bar.
         limit: Use at most this many training images.
         validation: Evaluate the same loss on the ``valid`` split every epoch.
+        callbacks: Extra Keras callbacks.
 
     Returns:
         ``(vae, history)``.
@@ -231,12 +237,14 @@ def train_vae(
         validation_data=valid,
         epochs=config.epochs,
         verbose=0,
+        shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
         callbacks=[
             KLWarmup(warmup_steps, config.warmup_start),
             _backup(directory, resume),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
             keras.callbacks.TerminateOnNaN(),
             *progress_bar(progress),
+            *callbacks,
         ],
     )
     _raise_if_nan(history, "VAE", config.learning_rate)

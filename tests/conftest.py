@@ -136,3 +136,23 @@ def shared_celeba() -> Path:
     if not (root / "list_attr_celeba.txt").is_file():
         pytest.skip(f"real CelebA subset not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """96 rendered synthetic faces in the CelebA layout (shared by the training tests)."""
+    from dealwithit import synthetic
+
+    return synthetic.write_synthetic_celeba(
+        tmp_path_factory.mktemp("synthetic") / "synthetic", 96, seed=0, workers=1, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(synthetic_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic faces cropped to 16x16 in an HDF5 cache (76/10/10 split)."""
+    from dealwithit import data
+
+    return data.prepare_cache(
+        synthetic_folder, tmp_path_factory.mktemp("cache") / "synthetic_16.h5", 16, progress=False
+    )

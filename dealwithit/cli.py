@@ -22,6 +22,17 @@ COMMANDS_HELP = """commands, in run order:
 """
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, with a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def _add_data(parser, required=False):
     parser.add_argument(
         "--data",
@@ -32,7 +43,7 @@ def _add_data(parser, required=False):
     )
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="pixels per side (default: the trained weights' size, else 64)",
     )
@@ -47,8 +58,16 @@ def _add_weights(parser):
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end like every other user error: usage, then one ``error:`` line, exit 2."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m dealwithit",
         description="Deep DealWithIt: sunglasses through a VAE's latent space.",
         epilog=COMMANDS_HELP,
@@ -63,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "178x218 JPEGs with CelebA's attribute and partition files, plus counterfactual "
         "sunglasses-on/off images for the test split and a contact sheet.",
     )
-    p.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
+    p.add_argument("--n", type=positive_int, default=20000, help="number of faces (default 20000)")
     p.add_argument("--out", type=Path, default=Path("data/synthetic"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: all cores)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
 
     p = sub.add_parser(
@@ -88,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data(p)
     _add_weights(p)
-    p.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: config)")
-    p.add_argument("--classifier-epochs", type=int, default=None)
-    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--epochs", type=positive_int, default=None, help="VAE epochs (default: config)")
+    p.add_argument("--classifier-epochs", type=positive_int, default=None)
+    p.add_argument("--latent-dim", type=positive_int, default=None)
     p.add_argument("--warmup-epochs", type=float, default=None)
     p.add_argument("--no-discriminative", action="store_true", help="train a plain VAE")
     p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="use at most this many training images"
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
     p = sub.add_parser(
@@ -121,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     _add_weights(p)
     p.add_argument("--json", type=Path, default=None, help="where to write the metrics")
-    p.add_argument("--limit", type=int, default=500, help="faces to evaluate (default 500)")
+    p.add_argument(
+        "--limit", type=positive_int, default=500, help="faces to evaluate (default 500)"
+    )
 
     p = sub.add_parser(
         "apply",
@@ -148,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "synthetic set by default or on --data. Pictures and metrics.json go to outputs/<folder>/.",
     )
     p.add_argument("--data", type=Path, default=None, help="a CelebA-layout folder")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: config)")
-    p.add_argument("--n", type=int, default=20000, help="synthetic faces to render")
+    p.add_argument("--image-size", type=positive_int, default=64)
+    p.add_argument("--epochs", type=positive_int, default=None, help="VAE epochs (default: config)")
+    p.add_argument("--n", type=positive_int, default=20000, help="synthetic faces to render")
 
     p = sub.add_parser(
         "notebooks", help="run the notebooks", description="Execute the notebooks in order."
@@ -161,9 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from dealwithit import data, model, pipeline, training
+    from dealwithit import data, model, pipeline, training, vectors
 
-    errors = [data.DataError, model.WeightsError, training.TrainingError, pipeline.PipelineError]
+    errors = [
+        data.DataError,
+        model.WeightsError,
+        training.TrainingError,
+        pipeline.PipelineError,
+        vectors.VectorsNotFoundError,
+        vectors.LatentDimMismatchError,
+        vectors.DegenerateDirectionError,
+    ]
     try:
         from dealwithit import faces
 

@@ -475,8 +475,14 @@ def _open_partial(
     names: Sequence[str],
     image_size: int,
     overwrite: bool,
+    name_bytes: int = 255,
 ) -> h5py.File:
-    """Opens a matching ``.partial`` build to resume, or starts a fresh one."""
+    """Opens a matching ``.partial`` build to resume, or starts a fresh one.
+
+    File names are stored as fixed-length strings: variable-length ones live
+    in HDF5's global heap, which a build killed between a write and its flush
+    can leave corrupt in a file that otherwise resumes.
+    """
     chunk_bytes = CHUNK_IMAGES * image_size * image_size * 3
     cache_bytes = max(1 << 20, 4 * chunk_bytes)
     if partial.exists() and not overwrite:
@@ -509,7 +515,7 @@ def _open_partial(
         chunks=(1024, len(names)),
         dtype=np.int8,
     )
-    strings = h5py.string_dtype()
+    strings = h5py.string_dtype("utf-8", int(name_bytes))
     file.create_dataset("files", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=strings)
     file.create_dataset("partition", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.int8)
     file.create_dataset("skipped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=strings)
@@ -677,7 +683,7 @@ def prepare_cache(
             f"Expected {cache_path} to be absent or a cache of {root} at {image_size}x"
             f"{image_size} ({listed} images), found "
             + ("a different cache: " + json.dumps(existing) if existing else "another file")
-            + ". Pass overwrite=True to replace it, or choose another cache_path."
+            + ". Pass --overwrite (overwrite=True) to replace it, or choose another cache_path."
         )
 
     on_disk = set(os.listdir(image_dir))
@@ -702,7 +708,10 @@ def prepare_cache(
     inputs_digest = hashlib.sha1("\n".join(files).encode()).hexdigest()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_path.with_name(cache_path.name + ".partial")
-    file = _open_partial(partial, key, inputs_digest, table.names, image_size, overwrite)
+    name_bytes = max((len(name.encode()) for name in files), default=1)
+    file = _open_partial(
+        partial, key, inputs_digest, table.names, image_size, overwrite, name_bytes
+    )
     try:
         with _strict_decoding():
             _fill(file, paths, values, partition, image_size, workers, progress, root.name)
@@ -725,7 +734,7 @@ def prepare_cache(
         warnings.warn(
             f"Skipped {len(skipped)} of {len(paths)} images that could not be decoded (corrupt "
             f"or truncated); they are not in {cache_path}: {skipped[:5]}. Re-download them and "
-            "call prepare_cache(..., overwrite=True) to include them.",
+            "run prepare with --overwrite (overwrite=True) to include them.",
             stacklevel=2,
         )
     if odd:
@@ -815,7 +824,7 @@ class CelebACache:
             raise DataError(
                 f"Expected a cache of format {CACHE_FORMAT} with datasets {list(needed)} at "
                 f"{self.path}, found format {attrs.get('format')} without {absent}. Rebuild it "
-                "with prepare_cache(..., overwrite=True)."
+                "with prepare --overwrite (prepare_cache(..., overwrite=True))."
             )
         self._images = self._file["images"]
         self.attribute_names: tuple[str, ...] = tuple(json.loads(attrs["attribute_names"]))
@@ -901,6 +910,17 @@ class CelebACache:
         _check_positive("limit", limit, allow_none=True)
         index = self._nonempty_indices(split)[:limit]
         return _read_rows(self._images, index)
+
+    def iter_images(self, split: str = "all", batch_size: int = 256, limit: int | None = None):
+        """Yields the faces of ``split`` in cache order, uint8 ``(<= batch_size, S, S, 3)`` at a time.
+
+        For passes over a whole split (encoding it) without holding it in memory.
+        """
+        _check_positive("limit", limit, allow_none=True)
+        _check_positive("batch_size", batch_size)
+        index = self._nonempty_indices(split)[:limit]
+        for start in range(0, len(index), batch_size):
+            yield _read_rows(self._images, index[start : start + batch_size])
 
 
 # ## The streaming dataset

@@ -397,7 +397,7 @@ def load_vae(directory: str | Path, image_size: int | None = None) -> VAE:
     """
     directory = Path(directory)
     vae = _load(directory / VAE_FILE, "VAE")
-    config = VAEConfig.from_json(directory / CONFIG_FILE)
+    config = read_config(VAEConfig, directory)
     if config != vae.config:
         raise WeightsError(
             f"Expected {directory / CONFIG_FILE} to describe the weights beside it. "
@@ -412,11 +412,23 @@ def load_vae(directory: str | Path, image_size: int | None = None) -> VAE:
     return vae
 
 
+def read_config(config_class, directory: str | Path):
+    """The ``config.json`` in ``directory`` as ``config_class``, or a ``WeightsError`` saying why not."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        return config_class.from_json(path)
+    except (OSError, ValueError, TypeError) as error:  # missing, cut short, or from another version
+        raise WeightsError(
+            f"Could not read {path}: {error}. It must describe the weights beside it; "
+            "retrain (python -m dealwithit train) or re-copy the whole folder."
+        ) from error
+
+
 def load_classifier(directory: str | Path) -> tuple[keras.Model, AttributeClassifierConfig]:
     """Loads an attribute classifier and its config saved by ``save_classifier``."""
     directory = Path(directory)
     model = _load(directory / CLASSIFIER_FILE, "attribute classifier")
-    return model, AttributeClassifierConfig.from_json(directory / CONFIG_FILE)
+    return model, read_config(AttributeClassifierConfig, directory)
 
 
 def predict_batches(function, images, batch_size=256):

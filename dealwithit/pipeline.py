@@ -31,7 +31,7 @@ class Workspace:
         data: The CelebA-layout folder.
         image_size: Pixels per side of the cache and the models.
         weights: Folder of this data set's models (default ``weights/<folder name>``).
-        outputs: Folder of its pictures and metrics (default ``outputs/<folder name>``).
+        outputs: Folder of its pictures and metrics (default ``outputs/<weights folder name>``).
     """
 
     data: Path
@@ -45,7 +45,8 @@ class Workspace:
         if self.weights is None:
             object.__setattr__(self, "weights", Path("weights") / name)
         if self.outputs is None:
-            object.__setattr__(self, "outputs", Path("outputs") / name)
+            # Pictures follow the weights: a plain-VAE run in weights/x_plain draws to outputs/x_plain.
+            object.__setattr__(self, "outputs", Path("outputs") / Path(self.weights).name)
         object.__setattr__(self, "weights", Path(self.weights))
         object.__setattr__(self, "outputs", Path(self.outputs))
 
@@ -165,16 +166,18 @@ def train(
     resume: bool = False,
     limit: int | None = None,
     progress: bool = True,
+    retrain: bool = True,
 ) -> dict:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
 
     A classifier already trained with the same config is reused, so re-running
-    ``train`` to try VAE settings does not retrain it.
+    ``train`` to try VAE settings does not retrain it. With ``retrain=False``
+    (``make demo``) the VAE is reused too when its saved config is the same.
 
     Returns:
         The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``).
     """
-    from dealwithit import training
+    from dealwithit import model, training
     from dealwithit.config import AttributeClassifierConfig, VAEConfig
 
     vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
@@ -184,11 +187,22 @@ def train(
     cache = prepare(workspace, progress=progress)
     classifier = None
     if vae_config.discriminative:
-        classifier = _classifier(
+        classifier = attribute_classifier(
             workspace.classifier_dir, classifier_config, cache, resume, limit, progress
         )
     judge_config = classifier_config.replace(seed=classifier_config.seed + 1)
-    _classifier(workspace.judge_dir, judge_config, cache, resume, limit, progress)
+    attribute_classifier(workspace.judge_dir, judge_config, cache, resume, limit, progress)
+    saved = workspace.vae_dir / model.CONFIG_FILE
+    if (
+        not retrain
+        and not resume
+        and (workspace.vae_dir / model.VAE_FILE).is_file()
+        and saved.is_file()
+        and VAEConfig.from_json(saved) == vae_config
+    ):
+        print(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
+        remember_weights(workspace.weights)
+        return vae_report(workspace)
     print(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
     vae, _ = training.train_vae(
         cache,
@@ -205,7 +219,8 @@ def train(
     return quality
 
 
-def _classifier(directory, config, cache, resume, limit, progress):
+def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):
+    """Trains an attribute classifier into ``directory``, or reuses the one there with the same config."""
     from dealwithit import model, training
 
     if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
@@ -225,26 +240,49 @@ def _classifier(directory, config, cache, resume, limit, progress):
 
 
 def encode_split(
-    vae, cache, split: str, limit: int | None = None, batch_size: int = 256, progress=True
+    vae,
+    cache,
+    split: str,
+    limit: int | None = None,
+    batch_size: int = 256,
+    progress=True,
+    keep_images: bool = True,
 ):
-    """Posterior means and log variances of a split, with a progress bar.
+    """Posterior means and log variances of a split, streamed from the cache with a progress bar.
+
+    Args:
+        vae: A trained ``VAE``.
+        cache: An open ``data.CelebACache``.
+        split: "train", "valid", "test" or "all".
+        limit: Only the first ``limit`` faces.
+        batch_size: Faces per encoder call.
+        progress: Show a bar.
+        keep_images: Also return the faces; False keeps memory flat on big splits.
 
     Returns:
-        ``(images uint8 (n, S, S, 3), z_mean (n, d), z_log_var (n, d))``.
+        ``(images uint8 (n, S, S, 3) or None, z_mean (n, d), z_log_var (n, d))``.
     """
+    import math
+
     import numpy as np
     from tqdm.auto import tqdm
 
-    images = cache.images(split, limit=limit)
-    means, log_vars = [], []
-    for start in tqdm(
-        range(0, len(images), batch_size), desc=f"encode {split}", disable=not progress
+    total = len(cache.indices(split)) if limit is None else min(limit, len(cache.indices(split)))
+    images, means, log_vars = [], [], []
+    batches = cache.iter_images(split, batch_size, limit)
+    for batch in tqdm(
+        batches, total=math.ceil(total / batch_size), desc=f"encode {split}", disable=not progress
     ):
-        batch = images[start : start + batch_size].astype("float32") / 255.0
-        z_mean, z_log_var = vae.encode(batch)
+        z_mean, z_log_var = vae.encode(batch.astype("float32") / 255.0)
         means.append(np.asarray(z_mean))
         log_vars.append(np.asarray(z_log_var))
-    return images, np.concatenate(means), np.concatenate(log_vars)
+        if keep_images:
+            images.append(batch)
+    return (
+        (np.concatenate(images) if keep_images else None),
+        np.concatenate(means),
+        np.concatenate(log_vars),
+    )
 
 
 def vae_report(workspace: Workspace, vae=None, n_faces: int = 10) -> dict:
@@ -298,7 +336,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         if config.attribute not in names:
             cache.attribute(config.attribute)  # raises with close matches
         split = held_out_split(cache)
-        _, z_train, _ = encode_split(vae, cache, "train", progress=progress)
+        _, z_train, _ = encode_split(vae, cache, "train", progress=progress, keep_images=False)
         held_images, z_held, _ = encode_split(vae, cache, split, progress=progress)
         attributes_train = cache.attributes("train")
         labels_held = cache.attribute(config.attribute, split)
@@ -554,6 +592,7 @@ def apply_photos(
                 f"No face found in {photo_path}. Try a photo with a larger, frontal, well-lit face."
             )
         target = _output_path(photo_path, out, len(photos), ".jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
         edited, used = faces.edit_photo(
             photo,
             lambda crops: editor.residuals(crops, alpha, remove),
@@ -584,9 +623,10 @@ def apply_photos(
 def _saved_image_size(weights: Path | None) -> int | None:
     """The image size the VAE in ``weights`` was trained for, when there is one."""
     from dealwithit.config import VAEConfig
+    from dealwithit.model import read_config
 
     path = Path(weights or "") / "vae" / "config.json"
-    return VAEConfig.from_json(path).image_size if weights and path.is_file() else None
+    return read_config(VAEConfig, path.parent).image_size if weights and path.is_file() else None
 
 
 def _output_path(photo: Path, out: Path | None, count: int, suffix: str) -> Path:
@@ -654,7 +694,6 @@ def demo(
     """
     import time
 
-    from dealwithit import model
     from dealwithit.config import VAEConfig
 
     start = time.time()
@@ -665,17 +704,7 @@ def demo(
     config = VAEConfig(image_size=image_size)
     if epochs is not None:
         config = config.replace(epochs=epochs)
-    saved = workspace.vae_dir / model.CONFIG_FILE
-    if (
-        (workspace.vae_dir / model.VAE_FILE).is_file()
-        and saved.is_file()
-        and VAEConfig.from_json(saved) == config
-    ):
-        print(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
-        remember_weights(workspace.weights)
-        vae_report(workspace)
-    else:
-        train(workspace, config)
+    train(workspace, config, retrain=False)
     vector(workspace)
     metrics = evaluate(workspace)
     write_json(Path("outputs") / "metrics.json", metrics)
@@ -688,7 +717,27 @@ def demo(
 
 
 def run_command(args) -> int:
-    """Dispatches parsed CLI arguments (see ``cli.build_parser``)."""
+    """Dispatches parsed CLI arguments (see ``cli.build_parser``); bad settings become ``PipelineError``."""
+    try:
+        return _run_command(args)
+    except (ValueError, FileExistsError) as error:
+        # Our own argument and config checks ("Expected image_size divisible by ...")
+        # are messages for the user; a ValueError raised inside a library keeps its traceback.
+        if _raised_here(error):
+            raise PipelineError(str(error)) from error
+        raise
+
+
+def _raised_here(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in this package."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    package = str(Path(__file__).resolve().parent)
+    return traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(package)
+
+
+def _run_command(args) -> int:
     from dealwithit.config import VAEConfig, VectorConfig
 
     command = args.command

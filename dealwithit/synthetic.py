@@ -1217,7 +1217,7 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SyntheticDataExistsError(
             f"Expected `out` to be missing or empty. Received: out={str(out)!r}, which already "
-            "holds files. Pass overwrite=True to replace them, or choose another path."
+            "holds files. Pass --overwrite (overwrite=True) to replace them, or choose another path."
         )
 
 

@@ -87,14 +87,30 @@ def _raise_if_nan(history: keras.callbacks.History, what: str, learning_rate: fl
         )
 
 
-def _backup(directory: Path, resume: bool) -> keras.callbacks.BackupAndRestore:
+def _backup(directory: Path, resume: bool, config) -> keras.callbacks.BackupAndRestore:
+    """Checkpoints every epoch into ``directory/backup``, with the config that owns them.
+
+    Two alternating checkpoint files (``double_checkpoint``) keep a good one
+    even if the process dies while writing the other.
+    """
     backup = directory / BACKUP_DIR
     if backup.exists() and not resume:
         # A stale interrupted run: start over rather than silently continue it.
         shutil.rmtree(backup)
+    saved = backup / "config.json"
+    if resume and saved.is_file() and type(config).from_json(saved) != config:
+        raise TrainingError(
+            f"Expected --resume to continue the run in {backup} with its own settings. "
+            f"Received different ones: saved {type(config).from_json(saved)}, now {config}. "
+            "Drop --resume to start over, or resume without changing settings."
+        )
     if resume and not backup.exists():
         print(f"Nothing to resume in {backup}; starting from epoch 1.")
-    return keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True)
+    backup.mkdir(parents=True, exist_ok=True)
+    config.to_json(saved)
+    return keras.callbacks.BackupAndRestore(
+        str(backup), delete_checkpoint=True, double_checkpoint=True
+    )
 
 
 def train_attribute_classifier(
@@ -142,7 +158,7 @@ def train_attribute_classifier(
         verbose=0,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
         callbacks=[
-            _backup(directory, resume),
+            _backup(directory, resume, config),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
             keras.callbacks.TerminateOnNaN(),
             *progress_bar(progress),
@@ -240,7 +256,7 @@ def train_vae(
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
         callbacks=[
             KLWarmup(warmup_steps, config.warmup_start),
-            _backup(directory, resume),
+            _backup(directory, resume, config),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
             keras.callbacks.TerminateOnNaN(),
             *progress_bar(progress),

@@ -53,9 +53,9 @@ def compiled(vae: model.VAE):
     return encode, decode
 
 
-def milliseconds(function):
-    """A repetition: one call of ``function``, in ms."""
-    return lambda: 1000.0 * harness.timed(function)
+def latency(function):
+    """A repetition: one call of ``function``, as a ``Rate`` of calls."""
+    return lambda: harness.measure_rate(function, 1)
 
 
 def main() -> None:
@@ -87,13 +87,13 @@ def main() -> None:
         decode(encode(many))
 
     candidates = {
-        "crop edit, eager (edit_images)": milliseconds(
+        "crop edit, eager (edit_images)": latency(
             lambda: edit.edit_images(face, encode, decode, direction, alpha)
         ),
-        "crop edit, tf.function": milliseconds(
+        "crop edit, tf.function": latency(
             lambda: edit.edit_images(face, fast_encode, fast_decode, direction, alpha)
         ),
-        "residual edit, eager (residual_edit)": milliseconds(
+        "residual edit, eager (residual_edit)": latency(
             lambda: edit.residual_edit(face, encode, decode, direction, alpha)
         ),
         "encode + decode at batch 256": lambda: harness.measure_rate(batch, batch_faces),
@@ -105,7 +105,7 @@ def main() -> None:
         def residuals(crops):
             return edit.residual_edit(crops, encode, decode, direction, alpha)
 
-        candidates["photo edit 1024x768 (edit_photo)"] = milliseconds(
+        candidates["photo edit 1024x768 (edit_photo)"] = latency(
             lambda: faces.edit_photo(photo, residuals, image_size=config.image_size)
         )
     else:
@@ -114,40 +114,27 @@ def main() -> None:
         run()  # warm-up: tracing, the detector's first build
     values, loads = harness.interleave(candidates, args.rounds)
 
-    eager = record.add(
-        "crop edit, eager (edit_images)",
-        values["crop edit, eager (edit_images)"],
-        "ms",
-        loads=loads["crop edit, eager (edit_images)"],
-    )
-    record.add(
-        "crop edit, tf.function",
+    def add_latency(name: str, goal=None) -> dict:
+        rates = values[name]
+        row = record.add(
+            name, [1000.0 / r.per_second for r in rates], "ms", loads=loads[name], goal=goal
+        )
+        row["cpu"] = f"{np.median(harness.cpu_ms(rates)):.3g} CPU ms"
+        return row
+
+    eager = add_latency("crop edit, eager (edit_images)")
+    add_latency("crop edit, tf.function")
+    add_latency("residual edit, eager (residual_edit)")
+    speedup = record.add_speed_ratio(
+        "crop edit: tf.function / eager speed",
         values["crop edit, tf.function"],
-        "ms",
-        loads=loads["crop edit, tf.function"],
-    )
-    record.add(
-        "residual edit, eager (residual_edit)",
-        values["residual edit, eager (residual_edit)"],
-        "ms",
-        loads=loads["residual edit, eager (residual_edit)"],
-    )
-    speedup = record.add_ratio(
-        "eager / tf.function crop edit time",
         values["crop edit, eager (edit_images)"],
-        values["crop edit, tf.function"],
         loads=loads["crop edit, eager (edit_images)"] + loads["crop edit, tf.function"],
         speedup="tf.function around encode/decode for single-face edits",
     )
     photo = None
     if "photo edit 1024x768 (edit_photo)" in values:
-        photo = record.add(
-            "photo edit 1024x768 (edit_photo)",
-            values["photo edit 1024x768 (edit_photo)"],
-            "ms",
-            loads=loads["photo edit 1024x768 (edit_photo)"],
-            goal=("<=", 150),
-        )
+        photo = add_latency("photo edit 1024x768 (edit_photo)", goal=("<=", 150))
     throughput = record.add_rates(
         "encode + decode at batch 256",
         values["encode + decode at batch 256"],

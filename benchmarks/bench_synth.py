@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import harness
+import numpy as np
 
 from dealwithit import synthetic
 
@@ -62,9 +63,13 @@ def main() -> None:
         values["workers=1"],
         loads=loads["workers=2"] + loads["workers=1"],
     )
+    cpu_ms = float(np.median(harness.cpu_ms(values["workers=1"])))
+    cores = harness.machine()["cores_usable"] or 1
     record.note(
         f"Rendering runs at {two['median']:.0f} faces/s on 2 workers, {speedup['median']:.2f}x "
-        "one worker (2 cores shared with other work)."
+        f"one worker, on cores shared with other work (load {two['load']:.1f}); at "
+        f"{cpu_ms:.1f} CPU ms per face, {cores} idle cores could render about "
+        f"{cores * 1000 / cpu_ms:.0f} faces/s."
     )
     record.save()
 

@@ -70,7 +70,11 @@ def main() -> None:
         "training",
         "1. Training throughput",
         "Images per second of `model.fit` (64x64, batch 64, random images in memory), "
-        f"{args.steps} steps per timed epoch after one warm-up epoch, models interleaved.",
+        f"{args.steps} steps per timed epoch after one warm-up epoch, models interleaved. "
+        "*reference*: keras-io's GradientTape `train_step` (benchmarks/reference_vae.py) around "
+        "our encoder and decoder; *ours (bare)*: `build_vae(VAEConfig(discriminative=False))`, "
+        "no callback; *ours*: the same with the `KLWarmup` callback, as `train_vae` runs it; "
+        "*DR-VAE*: `build_vae(VAEConfig(), classifier)` with `KLWarmup`.",
     )
     record.settings(steps=args.steps, rounds=args.rounds, batch_size=batch_size, image_size=64)
     dataset = harness.in_memory_dataset(harness.random_images(args.steps * batch_size), batch_size)

@@ -346,18 +346,17 @@ class Record:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2) + "\n")
         tmp.replace(path)
-        print(
-            json.dumps(
-                {
-                    "benchmark": self.name,
-                    "rows": [
-                        {k: r[k] for k in ("metric", "median", "min", "max", "n", "unit", "load")}
-                        for r in self.data["rows"]
-                    ],
-                },
-                indent=1,
+        machine_info, versions_info = self.data["machine"], self.data["versions"]
+        print(f"\n{self.data['title']}\ncommand: {self.data['command']}")
+        print(f"machine: {json.dumps(machine_info)}\nversions: {json.dumps(versions_info)}")
+        for row in self.data["rows"]:
+            spread = f"{row['min']}–{row['max']}" if row["n"] > 1 else "—"
+            print(
+                f"  {row['metric']}: {row['median']} {row['unit']} (min–max {spread}, "
+                f"n={row['n']}, load {row['load']}) {row.get('cpu', '')} {row.get('goal', '')}"
             )
-        )
+        for note in self.data["notes"]:
+            print(f"  -> {note}")
         print(f"Wrote {path}")
         return path
 

@@ -179,7 +179,10 @@ def _section(record: dict[str, Any]) -> list[str]:
 
 
 def _goals(records: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["| Benchmark | Goal | Median | Min–max | Met |", "|---|---|---:|---:|---|"]
+    lines = [
+        "| Benchmark | Goal | Median | Min–max | CPU-time basis | Load | Met |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
     for record in records.values():
         for row in record["rows"]:
             if "goal" in row:
@@ -188,6 +191,7 @@ def _goals(records: dict[str, dict[str, Any]]) -> list[str]:
                 lines.append(
                     f"| {record['title']}: {row['metric']} | {row['goal']} {unit} | "
                     f"{_number(row['median'], unit)} | {spread if row['n'] > 1 else '—'} | "
+                    f"{row.get('cpu', '')} | {row['load']:.2f} | "
                     f"{'yes' if row['met'] else '**no**'} |"
                 )
     return lines

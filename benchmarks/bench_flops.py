@@ -298,8 +298,8 @@ def main() -> None:
         f"Training reaches {plain['median']:.0%} of the float32 matmul rate by the clock and "
         f"{plain['cpu_median']:.0%} per CPU second "
         f"({train_plain / 1e6:.0f} MFLOP per image). By CPU time, forward + backward is "
-        f"{backward['cpu_median']:.1f}x the forward, Adam adds {adam['cpu_median'] - 1:.0%}, "
-        f"fit's step {fit['cpu_median'] - 1:.0%} more; encoder {encoder_ms:.0f} vs decoder "
+        f"{backward['cpu_median']:.1f}x the forward, Adam {adam['cpu_median'] - 1:+.0%} on "
+        f"top, fit's own step {fit['cpu_median'] - 1:+.0%} more; encoder {encoder_ms:.0f} vs decoder "
         f"{decoder_ms:.0f} CPU ms forward per batch; the DR part is "
         f"{1 - dr_part['cpu_median']:.0%} of the DR-VAE's forward + backward."
     )

@@ -39,7 +39,10 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        epsilon = keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator)
+        # Same dtype as the mean, so the layer also runs under mixed_bfloat16.
+        epsilon = keras.random.normal(
+            keras.ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
+        )
         return z_mean + keras.ops.exp(0.5 * z_log_var) * epsilon
 
     def compute_output_shape(self, input_shape):

@@ -656,10 +656,10 @@ def apply_dataset_face(
     editor = Editor(workspace.weights, workspace.image_size)
     with data.CelebACache(prepare(workspace, progress=False)) as cache:
         split = held_out_split(cache)
-        images = cache.images(split)
-    if not 0 <= index < len(images):
-        raise PipelineError(f"Expected --index in [0, {len(images) - 1}]. Received: {index}")
-    image = images[index : index + 1].astype("float32") / 255.0
+        count = len(cache.indices(split))
+        if not 0 <= index < count:
+            raise PipelineError(f"Expected --index in [0, {count - 1}]. Received: {index}")
+        image = cache.images(split, limit=index + 1)[index:].astype("float32") / 255.0
     z = editor.encode(image)
     alphas = editor.alphas(z, alpha, remove)
     plain = editor.decode(z)

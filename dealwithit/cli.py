@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=positive_int, default=None)
     p.add_argument("--warmup-epochs", type=float, default=None)
     p.add_argument("--no-discriminative", action="store_true", help="train a plain VAE")
+    p.add_argument(
+        "--batch-norm", action="store_true", help="BatchNorm in the VAE (off by default)"
+    )
+    p.add_argument(
+        "--dropout", type=float, default=None, help="dropout rate in the VAE (default 0)"
+    )
     p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(

@@ -771,6 +771,10 @@ def _run_command(args) -> int:
             }
             if args.no_discriminative:
                 overrides["discriminative"] = False
+            if args.batch_norm:
+                overrides["batch_norm"] = True
+            if args.dropout is not None:
+                overrides["dropout"] = args.dropout
             config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
             if args.resume and (workspace.vae_dir / "config.json").is_file():
                 config = VAEConfig.from_json(workspace.vae_dir / "config.json")

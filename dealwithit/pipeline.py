@@ -198,7 +198,7 @@ def train(
         and not resume
         and (workspace.vae_dir / model.VAE_FILE).is_file()
         and saved.is_file()
-        and VAEConfig.from_json(saved) == vae_config
+        and model.read_config(VAEConfig, workspace.vae_dir) == vae_config
     ):
         print(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
         remember_weights(workspace.weights)
@@ -224,10 +224,10 @@ def attribute_classifier(directory, config, cache, resume=False, limit=None, pro
     from dealwithit import model, training
 
     if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
-        classifier, saved = model.load_classifier(directory)
-        if saved == config:
+        # Compare the small config first; load the model only when it will be reused.
+        if model.read_config(type(config), directory) == config:
             print(f"Reusing the attribute classifier in {directory}")
-            return classifier
+            return model.load_classifier(directory)[0]
     print(f"Training an attribute classifier ({config.epochs} epochs) -> {directory}")
     classifier, report = training.train_attribute_classifier(
         cache, config, directory, resume=resume, progress=progress, limit=limit
@@ -777,7 +777,9 @@ def _run_command(args) -> int:
                 overrides["dropout"] = args.dropout
             config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
             if args.resume and (workspace.vae_dir / "config.json").is_file():
-                config = VAEConfig.from_json(workspace.vae_dir / "config.json")
+                from dealwithit.model import read_config
+
+                config = read_config(VAEConfig, workspace.vae_dir)
             classifier_config = None
             if args.classifier_epochs is not None:
                 from dealwithit.config import AttributeClassifierConfig

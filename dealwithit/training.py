@@ -98,10 +98,11 @@ def _backup(directory: Path, resume: bool, config) -> keras.callbacks.BackupAndR
         # A stale interrupted run: start over rather than silently continue it.
         shutil.rmtree(backup)
     saved = backup / "config.json"
-    if resume and saved.is_file() and type(config).from_json(saved) != config:
+    previous = type(config).from_json(saved) if resume and saved.is_file() else None
+    if previous is not None and previous != config:
         raise TrainingError(
             f"Expected --resume to continue the run in {backup} with its own settings. "
-            f"Received different ones: saved {type(config).from_json(saved)}, now {config}. "
+            f"Received different ones: saved {previous}, now {config}. "
             "Drop --resume to start over, or resume without changing settings."
         )
     if resume and not backup.exists():

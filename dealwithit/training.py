@@ -78,6 +78,19 @@ def _steps(cache_path, split: str, batch_size: int, limit: int | None) -> int:
     return math.ceil(n / batch_size)
 
 
+def _endless(dataset):
+    """``(dataset.repeat(), batches per pass)``, for ``fit``'s ``steps_per_epoch``.
+
+    Given a finite dataset and no step count, Keras 3's epoch iterator opens a
+    new iterator at the end of every epoch and another at the start of the
+    next; dropping the first, part-read ``from_generator`` iterator blocked
+    about 38 s before the first batch of every other epoch. One endless
+    iterator with known steps per epoch never drops one. Each pass still calls
+    the reader again, so every epoch gets its own seeded shuffle.
+    """
+    return dataset.repeat(), len(dataset)
+
+
 def _raise_if_nan(history: keras.callbacks.History, what: str, learning_rate: float) -> None:
     losses = history.history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
@@ -153,8 +166,10 @@ def train_attribute_classifier(
         cache_path, "train", config.batch_size, seed=config.seed, attributes=True, limit=limit
     )
     _steps(cache_path, "train", config.batch_size, limit)
+    train, steps_per_epoch = _endless(train)
     history = classifier.fit(
         train,
+        steps_per_epoch=steps_per_epoch,
         epochs=config.epochs,
         verbose=0,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
@@ -228,7 +243,7 @@ def train_vae(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    steps_per_epoch = _steps(cache_path, "train", config.batch_size, limit)
+    _steps(cache_path, "train", config.batch_size, limit)
     train = data.make_dataset(cache_path, "train", config.batch_size, seed=config.seed, limit=limit)
     with data.CelebACache(cache_path) as cache:
         if cache.image_size != config.image_size:
@@ -239,19 +254,22 @@ def train_vae(
             )
         has_valid = len(cache.indices("valid")) > 0
         calibration = cache.images("train", limit=512)
-    valid = None
+    valid = {}
     if validation and has_valid:
-        valid = data.make_dataset(
+        dataset = data.make_dataset(
             cache_path, "valid", config.batch_size, shuffle=False, limit=limit
         )
+        valid = dict(zip(("validation_data", "validation_steps"), _endless(dataset)))
     with strategy.scope() if strategy is not None else nullcontext():
         vae = model.build_vae(config, classifier)
         vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
         vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    train, steps_per_epoch = _endless(train)
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
     history = vae.fit(
         train,
-        validation_data=valid,
+        steps_per_epoch=steps_per_epoch,
+        **valid,
         epochs=config.epochs,
         verbose=0,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch

@@ -80,8 +80,13 @@ def build_decoder(config: VAEConfig) -> keras.Model:
     return keras.Model(z, reconstruction, name="decoder")
 
 
+def attribute_names(config: AttributeClassifierConfig) -> tuple[str, ...]:
+    """The attributes a classifier built from ``config`` predicts, in output order."""
+    return tuple(config.attribute_names) or tuple(CELEBA_ATTRIBUTES)
+
+
 def build_attribute_classifier(config: AttributeClassifierConfig) -> keras.Model:
-    """A CNN giving one logit per CelebA attribute (multi-label).
+    """A CNN giving one logit per attribute (multi-label): CelebA's 40, plus any extra columns.
 
     Stage ``i`` is a strided conv whose activation layer is named ``stage_i``:
     these are the hidden layers discriminative regularization compares.
@@ -90,7 +95,8 @@ def build_attribute_classifier(config: AttributeClassifierConfig) -> keras.Model
         config: Image size, filters, dense units.
 
     Returns:
-        A functional model from ``(batch, S, S, 3)`` in [0, 1] to logits ``(batch, 40)``.
+        A functional model from ``(batch, S, S, 3)`` in [0, 1] to logits
+        ``(batch, len(attribute_names(config)))``.
     """
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
     x = images
@@ -100,7 +106,7 @@ def build_attribute_classifier(config: AttributeClassifierConfig) -> keras.Model
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(0.3, seed=config.seed, name="dropout")(x)
-    logits = layers.Dense(len(CELEBA_ATTRIBUTES), name="logits")(x)
+    logits = layers.Dense(len(attribute_names(config)), name="logits")(x)
     return keras.Model(images, logits, name="attribute_classifier")
 
 

@@ -137,7 +137,10 @@ def train_attribute_classifier(
     limit: int | None = None,
     callbacks: tuple = (),
 ) -> tuple[keras.Model, dict]:
-    """Trains the 40-attribute CNN (multi-label binary cross-entropy) and saves it.
+    """Trains the attribute CNN (multi-label binary cross-entropy) and saves it.
+
+    It predicts every attribute column of the cache (CelebA's 40 and any extra
+    or derived ones, e.g. Sunglasses) unless ``config.attribute_names`` says which.
 
     Args:
         cache_path: HDF5 cache from ``data.prepare_cache``.
@@ -155,6 +158,7 @@ def train_attribute_classifier(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    config = with_cache_attributes(config, cache_path)
     keras.utils.set_random_seed(config.seed)
     classifier = model.build_attribute_classifier(config)
     classifier.compile(
@@ -163,7 +167,12 @@ def train_attribute_classifier(
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
     train = data.make_dataset(
-        cache_path, "train", config.batch_size, seed=config.seed, attributes=True, limit=limit
+        cache_path,
+        "train",
+        config.batch_size,
+        seed=config.seed,
+        attributes=config.attribute_names,
+        limit=limit,
     )
     _steps(cache_path, "train", config.batch_size, limit)
     train, steps_per_epoch = _endless(train)
@@ -182,24 +191,43 @@ def train_attribute_classifier(
         ],
     )
     _raise_if_nan(history, "attribute classifier", config.learning_rate)
-    report = attribute_accuracy(classifier, cache_path, "valid")
+    report = attribute_accuracy(classifier, cache_path, "valid", config.attribute_names)
     model.save_classifier(classifier, config, directory)
     (directory / "attribute_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
     return classifier, report
 
 
-def attribute_accuracy(classifier: keras.Model, cache_path, split: str = "valid") -> dict:
-    """Held-out accuracy per attribute, with the majority-class baseline for context."""
+def with_cache_attributes(
+    config: AttributeClassifierConfig, cache_path
+) -> AttributeClassifierConfig:
+    """``config`` predicting every attribute column of the cache, unless it names its own."""
+    if config.attribute_names:
+        return config
+    with data.CelebACache(cache_path) as cache:
+        return config.replace(attribute_names=tuple(cache.attribute_names))
+
+
+def attribute_accuracy(
+    classifier: keras.Model, cache_path, split: str = "valid", names=None
+) -> dict:
+    """Held-out accuracy per attribute, with the majority-class baseline for context.
+
+    Args:
+        names: The classifier's outputs, in order (default: the cache's columns);
+            each is scored against the cache column of that name.
+    """
     with data.CelebACache(cache_path) as cache:
         images = cache.images(split)
-        labels = cache.attributes(split) > 0
+        names = tuple(names or cache.attribute_names)
+        columns = [cache.attribute_names.index(name) for name in names]
+        labels = cache.attributes(split)[:, columns] > 0
     if len(images) == 0:
         raise TrainingError(f"Expected images in the {split!r} split of {cache_path}; found none.")
     probabilities = model.classifier_fn(classifier)(images)
     correct = (probabilities > 0.5) == labels
     accuracy = correct.mean(axis=0)
     majority = np.maximum(labels.mean(axis=0), 1.0 - labels.mean(axis=0))
-    report = {name: float(a) for name, a in zip(data.CELEBA_ATTRIBUTES, accuracy)}
+    report = {name: float(a) for name, a in zip(names, accuracy)}
     report["mean_accuracy"] = float(accuracy.mean())
     report["majority_accuracy"] = float(majority.mean())
     report["n"] = int(len(images))

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from dealwithit import eyewear
 from dealwithit.vectors import as_direction
 
 Encode = Callable[[np.ndarray], np.ndarray]
@@ -180,37 +181,95 @@ def residual_edit(
 
 
 class FrameSchedule(NamedTuple):
-    """Per GIF frame: how far along the edit (0..1) and whether the caption shows."""
+    """Per GIF frame: how far the shades have dropped (0..1) and whether the caption shows."""
 
-    fractions: np.ndarray  # (n_frames,) float, eased, 0 = plain face, 1 = full alpha
+    drop: np.ndarray  # (n_frames,) float: 0 = shades still above the frame, 1 = on the eyes
     caption: np.ndarray  # (n_frames,) bool
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    # Ease in and out: the glasses start and land gently instead of jumping.
-    return t * t * (3.0 - 2.0 * t)
-
-
 def frame_schedule(n_frames: int = 24) -> FrameSchedule:
-    """The timing of the meme: ~20% plain, ~40% eased fade-in, ~10% hold, rest captioned.
+    """The timing of the meme: a plain face, the shades falling onto the eyes, then the caption.
+
+    ~20 % of frames plain, ~30 % falling (accelerating, as things fall: the drop
+    is ``(k / n) ** 2``), then landed; "DEAL WITH IT" on the last ~40 %. No fade.
 
     Args:
         n_frames: Total number of frames, at least 3.
 
     Returns:
-        A ``FrameSchedule``; ``fractions`` rises from 0 to exactly 1 and stays
-        there; the caption shows on the last frames only.
+        A ``FrameSchedule``; ``drop`` rises from 0 to exactly 1 and stays there;
+        the caption shows on landed frames only.
     """
     if n_frames < 3:
-        raise ValueError(f"Expected n_frames >= 3 (plain, edit, caption). Received: {n_frames}")
+        raise ValueError(f"Expected n_frames >= 3 (plain, landed, caption). Received: {n_frames}")
     n_plain = max(1, round(0.2 * n_frames))
-    n_ramp = max(1, round(0.4 * n_frames))
-    n_hold = max(0, min(round(0.1 * n_frames), n_frames - n_plain - n_ramp - 1))
-    n_caption = n_frames - n_plain - n_ramp - n_hold
-    ramp = _smoothstep(np.arange(1, n_ramp + 1) / n_ramp)
-    fractions = np.concatenate([np.zeros(n_plain), ramp, np.ones(n_hold + n_caption)])
+    n_fall = max(1, min(round(0.3 * n_frames), n_frames - n_plain - 1))
+    n_landed = n_frames - n_plain - n_fall
+    fall = (np.arange(1, n_fall + 1) / n_fall) ** 2
+    drop = np.concatenate([np.zeros(n_plain), fall, np.ones(n_landed)])
+    n_caption = max(1, min(n_landed, round(0.4 * n_frames)))
     caption = np.arange(n_frames) >= n_frames - n_caption
-    return FrameSchedule(fractions=fractions, caption=caption)
+    return FrameSchedule(drop=drop, caption=caption)
+
+
+def _shifted(base: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, dy: int) -> np.ndarray:
+    """``base`` with the layer ``(rgb, alpha)`` moved ``dy`` rows down (up if negative)."""
+    out = base.astype(np.float32)
+    height = base.shape[0]
+    src = slice(max(0, -dy), min(height, height - dy))
+    dst = slice(max(0, dy), min(height, height + dy))
+    a = alpha[src, :, None]
+    out[dst] = out[dst] * (1.0 - a) + rgb[src] * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def drop_frames(
+    before: Any,
+    after: Any,
+    lens_rgb: Any,
+    lens_alpha: Any,
+    n_frames: int = 24,
+    caption: str = "DEAL WITH IT",
+    size: int | None = None,
+    resample: str = "nearest",
+) -> list[Image.Image]:
+    """The meme's frames: the shades (a lens layer) fall from above the frame onto the eyes.
+
+    Args:
+        before: ``(H, W, 3)`` uint8, the face without the edit.
+        after: ``(H, W, 3)`` uint8, the face with the edit landed (shades on).
+        lens_rgb: ``(H, W, 3)`` colour of the shades in 0..255, where they sit on ``after``.
+        lens_alpha: ``(H, W)`` their opacity in [0, 1].
+        n_frames: Number of frames (>= 3), timed by ``frame_schedule``.
+        caption: Text of the last frames.
+        size: Longer side in pixels after resizing; None keeps the size.
+        resample: "nearest", "bicubic" or "lanczos".
+
+    Returns:
+        ``n_frames`` RGB PIL images.
+    """
+    before, after = np.asarray(before, np.uint8), np.asarray(after, np.uint8)
+    lens_rgb = np.asarray(lens_rgb, np.float32)
+    lens_alpha = np.asarray(lens_alpha, np.float32)
+    if not before.shape == after.shape == lens_rgb.shape or lens_alpha.shape != before.shape[:2]:
+        raise ValueError(
+            f"Expected before, after and lens_rgb of one (H, W, 3) shape and lens_alpha (H, W). "
+            f"Received: {before.shape}, {after.shape}, {lens_rgb.shape}, {lens_alpha.shape}"
+        )
+    schedule = frame_schedule(n_frames)
+    rows = np.flatnonzero(lens_alpha.max(axis=1) > 0)
+    start = -(int(rows.max()) + 1) if rows.size else 0  # fully above the frame's top edge
+    sequence = []
+    for drop in schedule.drop:
+        if drop <= 0:
+            sequence.append(before)
+        elif drop >= 1:
+            sequence.append(after)
+        else:
+            sequence.append(_shifted(before, lens_rgb, lens_alpha, round(start * (1 - drop))))
+    return frames_from_sequence(
+        sequence, caption=caption, caption_on=schedule.caption, size=size, resample=resample
+    )
 
 
 def to_pil(image: Any) -> Image.Image:
@@ -321,33 +380,31 @@ def dealwithit_frames(
     encode: Encode,
     decode: Decode,
     direction: Any,
-    alpha_max: float,
+    alpha: float,
     n_frames: int = 24,
     size: int = 256,
     caption: str = "DEAL WITH IT",
     resample: str = "nearest",
 ) -> list[Image.Image]:
-    """The meme: a plain face, sunglasses fading in, then "DEAL WITH IT".
+    """The meme for a model-sized face: its reconstruction, the shades falling on, "DEAL WITH IT".
 
-    Follows ``frame_schedule``: the reconstruction (alpha 0) holds for a few
-    frames, alpha eases from 0 to ``alpha_max``, holds, then the caption
-    appears. All frames are decoded in one batch. The first frames show the
-    reconstruction, not the input photo, so only the glasses change between
-    frames. Upscaling is nearest-neighbour by default: the 64-pixel VAE output
-    is soft already and bicubic would only blur it further, while crisp
-    pixels suit the meme's pixel-art sunglasses and are honest about the
-    model's resolution.
+    The face is encoded once and decoded twice (plain and edited, one batch).
+    The lenses the edit draws (``eyewear.lens_mask``) become a layer of
+    sunglasses (``eyewear.sunglasses_layer``) that falls from above the frame
+    (``drop_frames``); on landing the frame shows the edited decode under the
+    shades. Upscaling is nearest-neighbour by default: the 64-pixel decode is
+    soft already and bicubic would only blur it further.
 
     Args:
         image: ``(S, S, 3)`` float in [0, 1].
         encode: ``images -> z_mean (n, latent_dim)``.
         decode: ``z -> images`` in [0, 1].
         direction: ``(latent_dim,)`` unit vector.
-        alpha_max: Final offset in latent units (e.g. from ``alpha_for_probability``).
+        alpha: Offset of the edit in latent units (e.g. from ``alpha_for_probability``).
         n_frames: Number of frames (>= 3).
         size: Output side in pixels.
         caption: Text of the last frames.
-        resample: "nearest", "bicubic" or "lanczos".
+        resample: "nearest", "bicubic" or "lanczos" (for the faces).
 
     Returns:
         ``n_frames`` RGB PIL images of ``size x size`` pixels.
@@ -355,13 +412,15 @@ def dealwithit_frames(
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"Expected one image (S, S, 3). Received: shape={image.shape}")
-    schedule = frame_schedule(n_frames)
-    z = np.asarray(encode(_check_images(image[None])))
-    latents = slider_latents(z, direction, float(alpha_max) * schedule.fractions)[0]
-    decoded = _decode(decode, latents, n_frames)
-    return frames_from_sequence(
-        list(decoded), caption=caption, caption_on=schedule.caption, size=size, resample=resample
-    )
+    z = np.asarray(encode(_check_images(image[None])), dtype=np.float64)
+    both = np.concatenate([z, apply_direction(z, direction, [float(alpha)])])
+    plain, edited = _decode(decode, both, 2)
+    lens = eyewear.lens_mask(plain, edited)
+    up = [np.asarray(_resize(to_pil(face), size, resample)) for face in (plain, edited)]
+    lens_up = np.asarray(Image.fromarray(lens).resize((size, size), Image.Resampling.BILINEAR))
+    rgb, alpha_layer = eyewear.sunglasses_layer(up[1].astype(np.float32) / 255.0, lens_up)
+    after = _shifted(up[1], rgb * 255.0, alpha_layer, 0)
+    return drop_frames(up[0], after, rgb * 255.0, alpha_layer, n_frames, caption)
 
 
 def save_gif(

@@ -219,6 +219,8 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         y = int(round(top + 0.3 * (bottom - top)))  # bridges sit high
         start = (int(left[:, 0].max()), y)
         end = (int(right[:, 0].min()), y)
+        if end[0] <= start[0]:  # the lenses touch: no bridge to draw
+            return np.clip(colour, 0, 1).astype(np.float32), alpha.astype(np.float32) / 255.0
         bridge = np.zeros_like(alpha)
         cv2.line(bridge, start, end, 255, max(1, size // 60), lineType=cv2.LINE_AA)
         tint = np.median(colour[alpha > 127], axis=0) * 0.45

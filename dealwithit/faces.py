@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dealwithit import eyewear
+from dealwithit import edit, eyewear
 from dealwithit.data import CROP_BOX, LANDMARK_TEMPLATE
 
 ## Setup
@@ -763,8 +763,8 @@ def edit_photo(
         residuals, decoded = np.asarray(result, dtype=np.float32), None
     if residuals.shape != crops.shape:
         raise ValueError(
-            f"Expected edit_fn to return residuals, or (plain, edited) decodes, of shape "
-            f"{crops.shape} (one per crop). Received: shape={residuals.shape}"
+            f"Expected edit_fn to return residuals of shape {crops.shape} (one per crop), or a "
+            f"(plain, edited) pair of decodes of that shape. Received: shape={residuals.shape}"
         )
     edited, layers = photo, []
     for k, (item, residual) in enumerate(zip(aligned, residuals)):
@@ -777,3 +777,46 @@ def edit_photo(
     for layer in layers:
         edited = layer.composite(edited)
     return edited, large
+
+
+def dealwithit_photo_frames(
+    photo: np.ndarray,
+    edited: np.ndarray,
+    layers: Sequence[LensLayer],
+    used: Sequence[Face],
+    n_frames: int = 24,
+    min_size: int = 320,
+) -> list[Image.Image]:
+    """The meme on a photo: cropped around the faces, the shades fall onto the eyes, caption.
+
+    The faces are encoded once (``edit_photo`` made ``edited`` and the lens
+    ``layers``); every frame is the photo with the layers moved (``edit.drop_frames``).
+
+    Args:
+        photo: ``(H, W, 3)`` uint8, the original.
+        edited: ``(H, W, 3)`` uint8, the finished edit (residuals and lenses).
+        layers: The lens layers of ``edit_photo(..., return_layers=True)``.
+        used: The faces edited.
+        n_frames: Number of frames.
+        min_size: The crop is upscaled to at least this many pixels a side.
+    """
+    boxes = np.array([face.box for face in used], dtype=np.float64)  # (x, y, w, h)
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+    side = 1.8 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = min(side, photo.shape[0], photo.shape[1])
+    left = int(np.clip(cx - side / 2, 0, photo.shape[1] - side))
+    top = int(np.clip(cy - side / 2, 0, photo.shape[0] - side))
+    crop = (slice(top, top + int(side)), slice(left, left + int(side)))
+    rgb = np.zeros(photo.shape, np.float32)
+    alpha = np.zeros(photo.shape[:2], np.float32)
+    for layer in layers:
+        lx0, ly0, lx1, ly1 = layer.box
+        a = layer.alpha
+        alpha[ly0:ly1, lx0:lx1] = np.maximum(alpha[ly0:ly1, lx0:lx1], a)
+        rgb[ly0:ly1, lx0:lx1] = np.where(a[..., None] > 0, layer.rgb, rgb[ly0:ly1, lx0:lx1])
+    size = max(min_size, int(side))
+    return edit.drop_frames(
+        photo[crop], edited[crop], rgb[crop], alpha[crop], n_frames, size=size, resample="lanczos"
+    )

@@ -444,6 +444,19 @@ class Editor:
             return vectors.alpha_for_removal(z, self.direction, self.classifier, 1.0 - target)
         return vectors.alpha_for_probability(z, self.direction, self.classifier, target)
 
+    def decodes(self, crops, alpha=None, remove=False):
+        """``(decode(z), decode(z + a v))`` for aligned crops ``(n, S, S, 3)``, one decode batch."""
+        import numpy as np
+
+        from dealwithit import edit
+
+        z = self.encode(crops)
+        both = np.concatenate(
+            [z, edit.apply_direction(z, self.direction, self.alphas(z, alpha, remove))]
+        )
+        decoded = self.decode(both)
+        return decoded[: len(z)], decoded[len(z) :]
+
     def residuals(self, crops, alpha=None, remove=False, scale: float = 1.0):
         """``decode(z + a v) - decode(z)`` for aligned crops ``(n, S, S, 3)`` in [0, 1]."""
         from dealwithit import edit
@@ -605,28 +618,21 @@ def apply_photos(
             )
         target = _output_path(photo_path, out, len(photos), ".jpg")
         target.parent.mkdir(parents=True, exist_ok=True)
-        edited, used = faces.edit_photo(
+        rest, layers, used = faces.edit_photo(
             photo,
-            lambda crops: editor.residuals(crops, alpha, remove),
+            lambda crops: editor.decodes(crops, alpha, remove),
             faces=found,
             face_index=face,
             image_size=editor.image_size,
+            return_layers=True,
         )
+        edited = rest
+        for layer in layers:
+            edited = layer.composite(edited)
         written.append(faces.save_photo(edited, target))
         print(f"{photo_path}: edited {len(used)} face(s) -> {target}")
         if gif:
-            schedule = edit.frame_schedule(24)
-            sequence = [
-                faces.edit_photo(
-                    photo,
-                    lambda crops, s=s: editor.residuals(crops, alpha, remove, scale=s),
-                    faces=found,
-                    face_index=face,
-                    image_size=editor.image_size,
-                )[0]
-                for s in schedule.fractions
-            ]
-            frames = edit.frames_from_sequence(sequence, caption_on=schedule.caption, size=640)
+            frames = faces.dealwithit_photo_frames(photo, edited, layers, used)
             written.append(edit.save_gif(frames, target.with_suffix(".gif")))
             print(f"  DealWithIt GIF -> {target.with_suffix('.gif')}")
     return written

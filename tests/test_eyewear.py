@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import write_celeba
 
 from dealwithit import data, eyewear, model, synthetic, training
 from dealwithit.config import AttributeClassifierConfig
 from dealwithit.data import CELEBA_ATTRIBUTES, CROP_BOX, CelebACache, prepare_cache
-
-from conftest import write_celeba
 
 
 def _rendered(eyewear_kind: str, count: int = 12, seed: int = 5) -> np.ndarray:

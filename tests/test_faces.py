@@ -460,3 +460,55 @@ def test_save_photo_is_atomic_and_follows_the_suffix(tmp_path):
         faces.save_photo(rgb, tmp_path / "out.gif")
     with pytest.raises(PhotoError, match="does not exist"):
         faces.save_photo(rgb, tmp_path / "no" / "out.png")
+
+
+def _lens_edit(crops):
+    """(plain, edited) decodes: the edit paints two dark lenses over the eyes of each crop."""
+    plain = np.asarray(crops, np.float32)
+    edited = plain.copy()
+    rows, cols = np.mgrid[0:64, 0:64]
+    for x in (69.0, 108.0):  # the eyes, in crop pixels of the 178x218 frame
+        cx, cy = (x - CROP_BOX[0]) * 64 / 148, (111.0 - CROP_BOX[1]) * 64 / 148
+        edited[:, np.hypot((cols - cx) / 5.0, (rows - cy) / 3.2) < 1] = 0.05
+    return plain, edited
+
+
+def test_lenses_are_opaque_and_the_photo_is_byte_identical_outside_the_masks(one_face):
+    """With (plain, edited) decodes the lenses replace the eyes; outside every mask, same bytes."""
+    photo, matrix, found = one_face
+    rest, layers, _ = faces.edit_photo(photo, _lens_edit, faces=found, return_layers=True)
+    assert len(layers) == 1
+    edited = layers[0].composite(rest)
+    changed = np.any(edited != photo, axis=-1)
+    (x0, y0, x1, y1), alpha = layers[0].box, layers[0].alpha
+    covered = np.zeros(photo.shape[:2], bool)
+    covered[y0:y1, x0:x1] = alpha > 0
+    residual_changed = np.any(rest != photo, axis=-1)
+    assert not changed[~(covered | residual_changed)].any()  # byte-identical elsewhere
+    # Opaque: where the lenses sit fully, the eyes do not show through.
+    core = np.zeros_like(covered)
+    core[y0:y1, x0:x1] = alpha >= 0.99
+    grey = edited.astype(float).mean(axis=-1)
+    assert core.sum() > 200
+    assert grey[core].mean() < 40 and grey[core].std() < 25
+    for x in (69.0, 108.0):  # each eye centre is under a lens
+        ex, ey = np.rint(_apply(matrix, [[x, 111.0]])[0]).astype(int)
+        assert core[ey, ex]
+    # The lens layer replaces pixels: the same photo with its eyes scrambled looks the same there.
+    scrambled = photo.copy()
+    scrambled[core] = 255 - scrambled[core]
+    difference = layers[0].composite(scrambled)[core].astype(int) - edited[core]
+    assert np.abs(difference).max() <= 3  # at most 1 % of the photo shows through
+
+
+def test_photo_gif_drops_the_shades_from_above_onto_the_eyes(one_face):
+    photo, _, found = one_face
+    rest, layers, used = faces.edit_photo(photo, _lens_edit, faces=found, return_layers=True)
+    edited = layers[0].composite(rest)
+    frames = faces.dealwithit_photo_frames(photo, edited, layers, used, n_frames=24)
+    assert len(frames) == 24 and min(frames[0].size) >= 256
+    darkest = [np.asarray(f.convert("L")) < 30 for f in frames]
+    heights = [np.flatnonzero(d.any(axis=1)).mean() if d.any() else None for d in darkest]
+    falling = [h for h in heights[5:12] if h is not None]
+    assert len(falling) >= 4 and np.all(np.diff(falling) > 0)  # moving down, frame by frame
+    assert heights[0] is None or heights[0] > falling[-1]  # the plain face has no shades

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dealwithit import atomic
+
 T = TypeVar("T", bound="_JsonConfig")
 
 
@@ -35,12 +37,7 @@ class _JsonConfig:
         return cls(**cleaned)
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic.write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls: type[T], path: str | Path) -> T:

@@ -9,7 +9,6 @@ Every function encodes once and decodes in one batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from dealwithit import atomic
 from dealwithit.vectors import as_direction
 
 Encode = Callable[[np.ndarray], np.ndarray]
@@ -388,16 +388,14 @@ def save_gif(
     if len(sizes) != 1:
         raise ValueError(f"Expected frames of one size. Received sizes: {sorted(sizes)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     rgb = [frame.convert("RGB") for frame in frames]
-    rgb[0].save(
-        tmp,
-        format="GIF",
-        save_all=True,
-        append_images=rgb[1:],
-        duration=int(duration_ms),
-        loop=int(loop),
-    )
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as temporary:
+        rgb[0].save(
+            temporary,
+            format="GIF",
+            save_all=True,
+            append_images=rgb[1:],
+            duration=int(duration_ms),
+            loop=int(loop),
+        )
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dealwithit import atomic
 from dealwithit.data import CROP_BOX, LANDMARK_TEMPLATE
 
 ## Setup
@@ -253,16 +253,8 @@ def save_photo(image: np.ndarray, path: str | os.PathLike) -> Path:
             f"Expected an existing folder to save into. Received: path='{path}', but "
             f"'{path.parent}' does not exist. Create it first."
         )
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            Image.fromarray(image).save(file, format=image_format, **_SAVE_OPTIONS[image_format])
-        # mkstemp creates owner-only files; a saved photo should be readable like any other.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format=image_format, **_SAVE_OPTIONS[image_format])
     return path
 
 

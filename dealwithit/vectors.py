@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logit
 from tqdm.auto import tqdm
+
+from dealwithit import atomic
 
 # The four ways we read a direction off the latent codes, in the order tables show them.
 DIRECTION_KINDS = (
@@ -614,13 +615,6 @@ def attribute_cosines(direction: Any, attribute_vectors: Mapping[str, Any]) -> d
 ## Saving
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -674,7 +668,8 @@ def save_vectors(
             raise ValueError(f"Expected a plain file-name kind. Received: {kind!r}")
         arrays[kind] = as_direction(vector, classifier.latent_dim)
     for kind, vector in arrays.items():
-        _atomic_write_bytes(directory / f"{kind}.npy", lambda h, v=vector: np.save(h, v))
+        with atomic.atomic_path(directory / f"{kind}.npy") as temporary:
+            np.save(temporary, vector)
     kinds, matrix = cosine_table(arrays)
     record = {
         "format_version": VECTORS_FORMAT_VERSION,
@@ -685,10 +680,7 @@ def save_vectors(
         "classifier": classifier.to_dict(),
         **_jsonable(metadata),
     }
-    path = directory / "vectors.json"
-    text = json.dumps(record, indent=2) + "\n"
-    _atomic_write_bytes(path, lambda h: h.write(text.encode()))
-    return path
+    return atomic.write_json(directory / "vectors.json", record)
 
 
 def load_vectors(

@@ -19,12 +19,16 @@ T = TypeVar("T", bound="_JsonConfig")
 class _JsonConfig:
     """JSON round-trip shared by every config (tuples survive as tuples)."""
 
+    # Old field name -> new, so configs saved before a rename still load.
+    _renamed: dict[str, str] = {}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values = {cls._renamed.get(name, name): value for name, value in values.items()}
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ValueError(
@@ -114,6 +118,20 @@ class VectorConfig(_JsonConfig):
     conditions: tuple[str, ...] = ("Male", "Young")  # projected out of the conditional vector
     kind: str = "conditional"  # which direction edits use by default
     target_probability: float = 0.99  # auto alpha: latent classifier's score after the edit
-    l2: float = 0.001  # inverse L2 strength C of the logistic regression; strong, so the
-    # classifier stays calibrated and its normal follows what the decoder renders (RESULTS.md)
+    inverse_l2: float = 0.001  # scikit-learn's C: SMALLER regularises MORE; this strong
+    # penalty keeps the classifier calibrated and its normal on what the decoder renders (RESULTS.md)
     seed: int = 0
+
+    # Vectors saved before the rename wrote "l2" (the same C); they load unchanged.
+    _renamed = {"l2": "inverse_l2"}
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_probability < 1.0:
+            raise ValueError(
+                "Expected 0 < target_probability < 1. "
+                f"Received: target_probability={self.target_probability}"
+            )
+        if self.inverse_l2 <= 0:
+            raise ValueError(
+                f"Expected inverse_l2 (scikit-learn's C) > 0. Received: inverse_l2={self.inverse_l2}"
+            )

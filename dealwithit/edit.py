@@ -163,7 +163,9 @@ def residual_edit(
         encode: ``images -> z_mean (n, latent_dim)``.
         decode: ``z -> images`` in [0, 1].
         direction: ``(latent_dim,)`` unit vector.
-        alphas: Scalar or ``(n,)`` offsets in latent units.
+        alphas: Scalar or ``(n,)`` offsets in latent units, or a function
+            ``z -> (n,) offsets`` (auto alpha needs the codes; faces are still
+            encoded once).
 
     Returns:
         ``(n, S, S, 3)`` float32 in [-1, 1].
@@ -171,6 +173,8 @@ def residual_edit(
     images = _check_images(images)
     n = images.shape[0]
     z = np.asarray(encode(images), dtype=np.float64)
+    if callable(alphas):
+        alphas = alphas(z)
     both = np.concatenate([z, apply_direction(z, direction, alphas)], axis=0)
     decoded = _decode(decode, both, 2 * n).astype(np.float32)
     return decoded[n:] - decoded[:n]

@@ -82,7 +82,8 @@ def slider_latents(z: Any, direction: Any, alphas: Any) -> np.ndarray:
 ## Images
 
 
-def _check_images(images: Any) -> np.ndarray:
+def check_images(images: Any) -> np.ndarray:
+    """``images`` as an array if it is ``(n >= 1, S, S, 3)`` floats, else a ValueError saying why."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
         raise ValueError(
@@ -121,7 +122,7 @@ def edit_images(
     Returns:
         ``(n, S, S, 3)`` edited images, as ``decode`` returns them.
     """
-    images = _check_images(images)
+    images = check_images(images)
     z = np.asarray(encode(images))
     return _decode(decode, apply_direction(z, direction, alphas), images.shape[0])
 
@@ -141,7 +142,7 @@ def slider_grid(
     Returns:
         ``(n, m, S, S, 3)``: row i is face i, column j is ``alphas[j]``.
     """
-    images = _check_images(images)
+    images = check_images(images)
     z = np.asarray(encode(images))
     latents = slider_latents(z, direction, alphas)
     n, m, latent_dim = latents.shape
@@ -170,7 +171,7 @@ def residual_edit(
     Returns:
         ``(n, S, S, 3)`` float32 in [-1, 1].
     """
-    images = _check_images(images)
+    images = check_images(images)
     n = images.shape[0]
     z = np.asarray(encode(images), dtype=np.float64)
     if callable(alphas):
@@ -190,8 +191,13 @@ class FrameSchedule(NamedTuple):
     caption: np.ndarray  # (n_frames,) bool
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    # Ease in and out: the glasses start and land gently instead of jumping.
+def smoothstep(edge0: float, edge1: float, x: Any) -> np.ndarray:
+    """0 below ``edge0``, 1 above ``edge1``, and the cubic ``3t^2 - 2t^3`` in between.
+
+    Eases the GIF's fade-in (the glasses start and land gently) and feathers
+    the photo masks in ``faces``.
+    """
+    t = np.clip((np.asarray(x, dtype=np.float64) - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
@@ -211,7 +217,7 @@ def frame_schedule(n_frames: int = 24) -> FrameSchedule:
     n_ramp = max(1, round(0.4 * n_frames))
     n_hold = max(0, min(round(0.1 * n_frames), n_frames - n_plain - n_ramp - 1))
     n_caption = n_frames - n_plain - n_ramp - n_hold
-    ramp = _smoothstep(np.arange(1, n_ramp + 1) / n_ramp)
+    ramp = smoothstep(0.0, 1.0, np.arange(1, n_ramp + 1) / n_ramp)
     fractions = np.concatenate([np.zeros(n_plain), ramp, np.ones(n_hold + n_caption)])
     caption = np.arange(n_frames) >= n_frames - n_caption
     return FrameSchedule(fractions=fractions, caption=caption)
@@ -360,7 +366,7 @@ def dealwithit_frames(
     if image.ndim != 3:
         raise ValueError(f"Expected one image (S, S, 3). Received: shape={image.shape}")
     schedule = frame_schedule(n_frames)
-    z = np.asarray(encode(_check_images(image[None])))
+    z = np.asarray(encode(check_images(image[None])))
     latents = slider_latents(z, direction, float(alpha_max) * schedule.fractions)[0]
     decoded = _decode(decode, latents, n_frames)
     return frames_from_sequence(

@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ["DEALWITHIT_VERBOSE"] = "1"  # notebook kernels inherit it
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     quiet.log_file_progress()
     quiet.show_notes()
     try:

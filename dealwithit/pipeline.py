@@ -273,7 +273,9 @@ class TrainResult:
     weights: Path
     classifiers: dict[str, dict | None]  # folder name -> accuracy report (None: reused)
     vae_reused: bool
-    quality: dict  # see ``evaluate.reconstruction_quality``
+    quality: dict  # see ``evaluate.reconstruction_quality``, on ``n_evaluate`` held-out faces
+    faces: np.ndarray = dataclasses.field(repr=False)  # (n_faces, S, S, 3) held out, [0, 1]
+    reconstructions: np.ndarray = dataclasses.field(repr=False)  # the same, decoded
 
     def report(self) -> str:
         lines = []
@@ -297,12 +299,14 @@ def train(
     limit: int | None = None,
     progress: bool = True,
     retrain: bool = True,
+    n_evaluate: int = 1000,
 ) -> TrainResult:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
 
     A classifier already trained with the same config is reused, so re-running
     ``train`` to try VAE settings does not retrain it. With ``retrain=False``
     (``make demo``) the VAE is reused too when its saved config is the same.
+    The first ``n_evaluate`` held-out faces measure the VAE (``vae_report``).
     """
     vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
     classifier_config = classifier_config or AttributeClassifierConfig(
@@ -328,7 +332,9 @@ def train(
         and model.read_config(VAEConfig, workspace.vae_dir) == vae_config
     ):
         log.info(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
-        return TrainResult(workspace.weights, reports, True, vae_report(workspace))
+        return TrainResult(
+            workspace.weights, reports, True, *vae_report(workspace, None, n_evaluate)
+        )
     log.info(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
     vae, _ = training.train_vae(
         cache,
@@ -339,7 +345,7 @@ def train(
         progress=progress,
         limit=limit,
     )
-    return TrainResult(workspace.weights, reports, False, vae_report(workspace, vae))
+    return TrainResult(workspace.weights, reports, False, *vae_report(workspace, vae, n_evaluate))
 
 
 def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):
@@ -359,26 +365,31 @@ def attribute_classifier(directory, config, cache, resume=False, limit=None, pro
     )
 
 
-def vae_report(workspace: Workspace, vae=None, n_faces: int = 10) -> dict:
-    """Held-out quality numbers, a reconstruction grid and the training curves."""
+def vae_report(workspace: Workspace, vae=None, n_evaluate: int = 1000, n_faces: int = 16):
+    """Held-out quality numbers, a reconstruction grid and the training curves, saved.
+
+    Returns:
+        ``(quality, faces, reconstructions)``: the numbers on ``n_evaluate``
+        held-out faces, and the first ``n_faces`` of them with their reconstructions.
+    """
     vae = vae or model.load_vae(_require(workspace.vae_dir, "train"), workspace.image_size)
     with data.CelebACache(workspace.cache) as cache:
         split = held_out_split(cache)
-        images, z_mean, z_log_var = encode_split(vae, cache, split, limit=1000, progress=False)
+        images, z_mean, z_log_var = encode_split(vae, cache, split, n_evaluate, progress=False)
     reconstructions = model.decoder_fn(vae)(z_mean)
     floats = as_floats(images)
     quality = edit_metrics.reconstruction_quality(floats, z_mean, z_log_var, reconstructions)
     quality["split"] = split
     atomic.write_json(workspace.outputs / "vae_quality.json", quality)
     save_figure(
-        plots.reconstruction_figure(floats[:n_faces], reconstructions[:n_faces]),
+        plots.reconstruction_figure(floats[:10], reconstructions[:10]),
         workspace.outputs / "reconstructions.png",
     )
     save_figure(
         plots.training_curves_figure(training.read_history(workspace.vae_dir)),
         workspace.outputs / "training_curves.png",
     )
-    return quality
+    return quality, floats[:n_faces], reconstructions[:n_faces]
 
 
 # ---------------------------------------------------------------- vectors

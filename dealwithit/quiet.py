@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-import tempfile
+import threading
 
 # What TensorFlow prints at import on a CPU machine, and nothing else.
 STARTUP_NOISE = re.compile(
@@ -50,21 +50,33 @@ def import_tensorflow(show_startup: bool | None = None):
         import tensorflow
 
         return tensorflow
+    # Descriptor 2 goes into a pipe that a thread drains (no temporary file, and
+    # a long message cannot fill the pipe and block the import).
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(read_end, chunks), daemon=True)
+    reader.start()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", "replace")
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees the end
+        os.close(saved)
+        reader.join(timeout=10)
+    text = b"".join(chunks).decode("utf-8", "replace")
     kept = [line for line in text.splitlines() if line.strip() and not STARTUP_NOISE.search(line)]
     if kept:
         print("\n".join(kept), file=sys.stderr)
     return tensorflow
+
+
+def _drain(fd: int, chunks: list[bytes]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        for chunk in iter(lambda: pipe.read(4096), b""):
+            chunks.append(chunk)
 
 
 def log_file_progress() -> None:

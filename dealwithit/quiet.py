@@ -110,4 +110,3 @@ def show_notes() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False

@@ -813,10 +813,14 @@ def format_report(
     Returns:
         A multi-line string.
     """
+
+    def number(value: Any) -> str:  # AUC is None when the held-out faces have one class
+        return "n/a" if value is None else f"{value:.3f}"
+
     lines = [
-        f"{attribute} on Z ({split}, n={n}): AUC {latent_report['roc_auc']:.3f}, "
-        f"balanced accuracy {latent_report['balanced_accuracy']:.3f}; pixel judge AUC "
-        f"{pixel_report['roc_auc']:.3f}",
+        f"{attribute} on Z ({split}, n={n}): AUC {number(latent_report['roc_auc'])}, "
+        f"balanced accuracy {number(latent_report['balanced_accuracy'])}; pixel judge AUC "
+        f"{number(pixel_report['roc_auc'])}",
         "Cosines between directions:",
         "  " + " ".join(f"{k[:12]:>12}" for k in kinds),
     ]

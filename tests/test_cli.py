@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dealwithit import cli, faces, model, vectors
-from dealwithit.config import VAEConfig
+from dealwithit import cli, faces, model
 
 COMMANDS = ("synth", "prepare", "train", "vector", "evaluate", "apply", "demo", "notebooks")
 
@@ -151,30 +150,15 @@ def test_cli_stderr_holds_no_tensorflow_startup_lines(tiny_celeba, tmp_path):
     assert result.stderr.count("img/s]") <= 2, result.stderr
 
 
-TINY_VAE = VAEConfig(
-    image_size=16, filters=(8, 16), latent_dim=4, batch_size=16, discriminative=False
-)
-
-
-def _weights(folder: Path) -> Path:
-    model.save_vae(model.build_vae(TINY_VAE), folder / "vae")
-    direction = np.array([1.0, 0.0, 0.0, 0.0])
-    vectors.save_vectors(
-        folder / "vectors",
-        {"conditional": direction},
-        vectors.LatentClassifier(weights=direction, bias=0.0),
-        {"attribute": "Eyeglasses", "kind": "conditional"},
-    )
-    return folder
-
-
-def test_apply_keeps_working_when_the_last_trained_folder_is_deleted(tmp_path, monkeypatch, capsys):
+def test_apply_keeps_working_when_the_last_trained_folder_is_deleted(
+    tmp_path, monkeypatch, capsys, make_weights
+):
     """Train elsewhere, delete it: `apply photo.jpg` edits with the weights that remain."""
     monkeypatch.chdir(tmp_path)
-    older = _weights(tmp_path / "weights" / "older")
+    older = make_weights(tmp_path / "weights" / "older")
     stamp = (older / "vae" / model.VAE_FILE).stat().st_mtime - 100
     os.utime(older / "vae" / model.VAE_FILE, (stamp, stamp))
-    _weights(tmp_path / "weights" / "last")
+    make_weights(tmp_path / "weights" / "last")
     face = faces.Face(
         box=(100.0, 80.0, 180.0, 220.0), landmarks=faces.TEMPLATE + (110.0, 20.0), confidence=1.0
     )

@@ -11,43 +11,25 @@ import pytest
 from scipy.special import logit
 
 from dealwithit import model, pipeline, vectors
-from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
+from dealwithit.config import VectorConfig
 
-TINY_VAE = VAEConfig(
-    image_size=16, filters=(8, 16), latent_dim=4, batch_size=16, discriminative=False
-)
-DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])
-
-
-def _save_weights(folder: Path, vector_config: dict | None = None, judge: bool = False) -> Path:
-    """A weights folder as `train` + `vector` leave it (16x16 VAE, 4 latents)."""
-    model.save_vae(model.build_vae(TINY_VAE), folder / "vae")
-    metadata = {"attribute": "Eyeglasses", "kind": "conditional"}
-    if vector_config is not None:
-        metadata["config"] = vector_config
-    vectors.save_vectors(
-        folder / "vectors",
-        {"conditional": DIRECTION},
-        vectors.LatentClassifier(weights=2.0 * DIRECTION, bias=-1.0),
-        metadata,
-    )
-    if judge:
-        config = AttributeClassifierConfig(image_size=16, filters=(8, 16), dense_units=8)
-        model.save_classifier(model.build_attribute_classifier(config), config, folder / "judge")
-    return folder
+DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])  # the tiny weights' direction (conftest)
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _save_weights(tmp_path_factory.mktemp("weights") / "tiny")
+def save_weights(make_weights):
+    """Tiny weights whose latent classifier has logit ``2 z_0 - 1`` (so ``w . v = 2``)."""
+
+    def save(folder: Path, vector_config: dict | None = None, judge: bool = False) -> Path:
+        classifier = vectors.LatentClassifier(weights=2.0 * DIRECTION, bias=-1.0)
+        return make_weights(folder, vector_config, judge, classifier)
+
+    return save
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory, make_weights) -> Path:
+    return make_weights(tmp_path_factory.mktemp("weights") / "tiny")
 
 
 def _copy(source: Path, target: Path, age: float = 0.0) -> Path:
@@ -93,21 +75,23 @@ def test_deleting_the_last_trained_folder_falls_back_with_a_note(tiny_weights, w
 
 
 @pytest.mark.parametrize("target", [0.6, 0.99])
-def test_editor_auto_alpha_follows_the_saved_target_probability(tmp_path, target):
+def test_editor_auto_alpha_follows_the_saved_target_probability(tmp_path, target, save_weights):
     """Auto alpha reaches the target saved with the vectors, adding and removing."""
     config = VectorConfig(target_probability=target).to_dict()
-    editor = pipeline.Editor(_save_weights(tmp_path / "w", config))
+    editor = pipeline.Editor(save_weights(tmp_path / "w", config))
     assert editor.target_probability == target
     z = np.zeros((3, 4))  # logit w.z + b = -1 everywhere; w.v = 2
     np.testing.assert_allclose(editor.alphas(z), (logit(target) + 1.0) / 2.0)
     np.testing.assert_allclose(editor.alphas(z + 5.0, remove=True), (logit(1 - target) - 9.0) / 2.0)
 
 
-def test_target_probability_reaches_evaluate_end_to_end(tmp_path, tiny_celeba, workdir):
+def test_target_probability_reaches_evaluate_end_to_end(
+    tmp_path, tiny_celeba, workdir, save_weights
+):
     """Two saved targets, same faces and models: evaluate's mean auto alpha follows the target."""
     mean_alphas = {}
     for target in (0.6, 0.99):
-        weights = _save_weights(
+        weights = save_weights(
             tmp_path / f"w{target}", VectorConfig(target_probability=target).to_dict(), judge=True
         )
         workspace = pipeline.Workspace(tiny_celeba, 16, weights=weights)
@@ -120,10 +104,10 @@ def test_target_probability_reaches_evaluate_end_to_end(tmp_path, tiny_celeba, w
     )
 
 
-def test_vectors_saved_with_the_old_l2_name_still_edit(tmp_path):
+def test_vectors_saved_with_the_old_l2_name_still_edit(tmp_path, save_weights):
     """Vectors written before the rename hold ``l2`` in their config; they load as inverse_l2."""
     old = {**VectorConfig(target_probability=0.7).to_dict(), "l2": 0.5}
     del old["inverse_l2"]
-    editor = pipeline.Editor(_save_weights(tmp_path / "w", old))
+    editor = pipeline.Editor(save_weights(tmp_path / "w", old))
     assert editor.vector_config.inverse_l2 == 0.5
     assert editor.target_probability == 0.7

@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    # Imported when a command runs, not at the top: these modules pull in TensorFlow,
+    # which must be imported quietly first and which --help never needs.
     from dealwithit import faces, model, pipeline, training, vectors
 
     return (
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args) -> int:
     """Dispatches parsed arguments (see ``build_parser``); bad settings become ``PipelineError``."""
-    from dealwithit import pipeline
+    from dealwithit import pipeline  # see _user_errors: TensorFlow comes in after parsing
 
     try:
         return _run_command(args)
@@ -270,7 +272,7 @@ def _raised_here(error: BaseException) -> bool:
 
 def _saved_image_size(weights: Path | None) -> int | None:
     """The image size the VAE in ``weights`` was trained for, when there is one."""
-    from dealwithit import model
+    from dealwithit import model  # see _user_errors: TensorFlow comes in after parsing
     from dealwithit.config import VAEConfig
 
     path = Path(weights or "") / "vae" / model.CONFIG_FILE

@@ -33,9 +33,10 @@ def positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     try:
-        data.check_positive("the value", value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        data.check_positive("value", value)
+    except ValueError:
+        # argparse names the option itself ("argument --n: ..."); say only what is wrong.
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}") from None
     return value
 
 

@@ -29,21 +29,7 @@ celeba_file = "000014.jpg"  # a frontal face with confidence 1.0
 
 def synthetic_photo(face, width=1024, height=768, scale=1.5, angle=12.0):
     """The face pasted with a soft oval edge; returns the photo and frame -> photo map."""
-    rng = np.random.default_rng(0)
-    rows, cols = np.mgrid[0:height, 0:width]
-    base = np.stack(
-        [60 + 120 * cols / width, 80 + 100 * rows / height, 150 - 60 * cols / width], axis=-1
-    )
-    noise = cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)).astype(np.float32), (0, 0), 2)
-    photo = np.clip(base + noise, 0, 255)
-    matrix = cv2.getRotationMatrix2D((89.0, 109.0), angle, scale)
-    matrix[:, 2] += np.array([width / 2, height / 2]) - [89.0, 109.0]
-    warped = cv2.warpAffine(face, matrix, (width, height), flags=cv2.INTER_LINEAR)
-    frame_rows, frame_cols = np.mgrid[0:218, 0:178]
-    oval = np.hypot((frame_cols - 89) / 85, (frame_rows - 109) / 105)
-    alpha = np.clip((1 - oval) * 8, 0, 1).astype(np.float32)
-    alpha = cv2.warpAffine(alpha, matrix, (width, height))[..., None]
-    return np.rint(photo * (1 - alpha) + warped * alpha).astype(np.uint8), matrix
+    return faces.photo_on_canvas(face, width, height, scale, angle)
 
 
 def region_masks(shape, matrix):

@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dealwithit import atomic
+
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(os.environ.get("DEALWITHIT_BENCH_OUT", REPO / "outputs" / "benchmarks"))
 # TensorFlow's C++ start-up chatter hides the figures; `make` sets the same default.
@@ -341,11 +343,7 @@ class Record:
         self.data["versions"] = versions()
         self.data["seconds"] = round(time.perf_counter() - self._start, 1)
         self.data["date"] = datetime.now().astimezone().isoformat(timespec="seconds")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{self.name}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
-        tmp.replace(path)
+        path = atomic.write_json(out_dir / f"{self.name}.json", self.data)
         machine_info, versions_info = self.data["machine"], self.data["versions"]
         print(f"\n{self.data['title']}\ncommand: {self.data['command']}")
         print(f"machine: {json.dumps(machine_info)}\nversions: {json.dumps(versions_info)}")

@@ -1,14 +1,18 @@
-"""``python -m dealwithit <command>``: a thin layer over ``pipeline``.
+"""``python -m dealwithit <command>``: argument parsing and dispatch, a thin layer over ``pipeline``.
 
-Known errors (bad data, missing weights, unreadable photos) print one clear
-message and exit with status 2; nothing is written half-way.
+Each command calls one step and prints that step's ``report()``. Known errors
+(bad data, missing weights, unreadable photos) print one clear message and
+exit with status 2; nothing is written half-way.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from dealwithit import data, quiet
 
 COMMANDS_HELP = """commands, in run order:
   synth     render the synthetic face set in the CelebA layout
@@ -23,13 +27,16 @@ COMMANDS_HELP = """commands, in run order:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, with a message that says so."""
+    """argparse type: an integer >= 1 (``data.check_positive``), with a message that says so."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    try:
+        data.check_positive("value", value)
+    except ValueError:
+        # argparse names the option itself ("argument --n: ..."); say only what is wrong.
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}") from None
     return value
 
 
@@ -49,12 +56,31 @@ def _add_data(parser, required=False):
     )
 
 
+def _add_attribute(parser):
+    parser.add_argument(
+        "--attribute",
+        default=None,
+        help="whose direction to use (default Sunglasses); the weights need its vectors: "
+        "make them with `vector --attribute NAME`",
+    )
+
+
 def _add_weights(parser):
     parser.add_argument(
         "--weights",
         type=Path,
         default=None,
-        help="weights folder of one data set, e.g. weights/celeba (default: the last trained)",
+        help="weights folder of one data set, e.g. weights/celeba (default: weights/pretrained "
+        "for photos, else weights/<default data folder>, else the most recently trained)",
+    )
+
+
+def _add_verbose(parser, default=argparse.SUPPRESS):
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="show TensorFlow's start-up and log lines",
     )
 
 
@@ -73,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=COMMANDS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
     p = sub.add_parser(
@@ -152,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data(p)
     _add_weights(p)
+    _add_attribute(p)
     p.add_argument("--json", type=Path, default=None, help="where to write the metrics")
     p.add_argument(
         "--limit", type=positive_int, default=500, help="faces to evaluate (default 500)"
@@ -170,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--alpha", type=float, default=None, help="offset along the direction (default: auto)"
     )
+    _add_attribute(p)
     p.add_argument("--remove", action="store_true", help="take sunglasses off instead")
     p.add_argument("--gif", action="store_true", help="write the DealWithIt GIF")
     p.add_argument("--face", type=int, default=None, help="edit only this face (0 = leftmost)")
@@ -191,13 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("outputs/notebooks"))
     p.add_argument("--small", action="store_true", help="the tiny test configuration")
+    for command in sub.choices.values():
+        _add_verbose(command)
     return parser
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from dealwithit import data, model, pipeline, training, vectors
+    # Imported when a command runs, not at the top: these modules pull in TensorFlow,
+    # which must be imported quietly first and which --help never needs.
+    from dealwithit import faces, model, pipeline, training, vectors
 
-    errors = [
+    return (
         data.DataError,
         model.WeightsError,
         training.TrainingError,
@@ -205,25 +238,141 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         vectors.VectorsNotFoundError,
         vectors.LatentDimMismatchError,
         vectors.DegenerateDirectionError,
-    ]
-    try:
-        from dealwithit import faces
-
-        errors.append(faces.PhotoError)
-    except ImportError:
-        pass
-    return tuple(errors)
+        faces.PhotoError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from dealwithit import pipeline
-
+    if args.verbose:
+        os.environ["DEALWITHIT_VERBOSE"] = "1"  # notebook kernels inherit it
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    quiet.log_file_progress()
+    quiet.show_notes()
     try:
-        return pipeline.run_command(args) or 0
+        # TensorFlow is imported here, not at the top, so that --help and bad
+        # arguments answer at once and its start-up lines can be hidden.
+        quiet.import_tensorflow(show_startup=args.verbose)
+        return run_command(args) or 0
     except KeyboardInterrupt:
         print("\nInterrupted. Finished epochs are kept; re-run with --resume.", file=sys.stderr)
         return 130
     except _user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def run_command(args) -> int:
+    """Dispatches parsed arguments (see ``build_parser``); bad settings become ``PipelineError``."""
+    from dealwithit import pipeline  # see _user_errors: TensorFlow comes in after parsing
+
+    try:
+        return _run_command(args)
+    except (ValueError, FileExistsError) as error:
+        # Our own argument and config checks ("Expected image_size divisible by ...")
+        # are messages for the user; a ValueError raised inside a library keeps its traceback.
+        if _raised_here(error):
+            raise pipeline.PipelineError(str(error)) from error
+        raise
+
+
+def _raised_here(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in this package."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    package = str(Path(__file__).resolve().parent)
+    return traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(package)
+
+
+def _saved_image_size(weights: Path | None) -> int | None:
+    """The image size the VAE in ``weights`` was trained for, when there is one."""
+    from dealwithit import model  # see _user_errors: TensorFlow comes in after parsing
+    from dealwithit.config import VAEConfig
+
+    path = Path(weights or "") / "vae" / model.CONFIG_FILE
+    return (
+        model.read_config(VAEConfig, path.parent).image_size if weights and path.is_file() else None
+    )
+
+
+def _show(result) -> None:
+    print(result.report())
+
+
+def _run_command(args) -> int:
+    # Imported after parsing (see main): the steps pull in Keras and TensorFlow.
+    from dealwithit import model, notebooks, pipeline
+    from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
+
+    command = args.command
+    if command == "synth":
+        _show(pipeline.synth(args.out, args.n, args.seed, args.workers, args.overwrite))
+        return 0
+    if command == "demo":
+        result = pipeline.demo(args.data, args.image_size, args.epochs, args.n, report=_show)
+        _show(result)
+        return 0
+    if command == "notebooks":
+        notebooks.run_all(args.out, small=args.small)
+        return 0
+    data_dir = args.data if args.data is not None else pipeline.default_data()
+    weights = getattr(args, "weights", None)
+    if weights is None and command in ("evaluate", "apply"):
+        weights = pipeline.default_weights(for_photos=bool(getattr(args, "photos", None)))
+    weights = weights or pipeline.Workspace(data_dir).weights
+    saved_size = _saved_image_size(weights) if command != "train" else None
+    image_size = args.image_size or saved_size or 64
+    workspace = pipeline.Workspace(data_dir, image_size, weights=weights)
+    if command == "prepare":
+        _show(pipeline.prepare(workspace, overwrite=args.overwrite))
+    elif command == "train":
+        config = VAEConfig(image_size=image_size)
+        overrides = {
+            "epochs": args.epochs,
+            "latent_dim": args.latent_dim,
+            "warmup_epochs": args.warmup_epochs,
+            "likelihood": args.likelihood,
+            "seed": args.seed,
+        }
+        if args.no_discriminative:
+            overrides["discriminative"] = False
+        if args.batch_norm:
+            overrides["batch_norm"] = True
+        if args.dropout is not None:
+            overrides["dropout"] = args.dropout
+        config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+        if args.resume and (workspace.vae_dir / model.CONFIG_FILE).is_file():
+            config = model.read_config(VAEConfig, workspace.vae_dir)
+        classifier_config = None
+        if args.classifier_epochs is not None:
+            classifier_config = AttributeClassifierConfig(
+                image_size=image_size, epochs=args.classifier_epochs
+            )
+        _show(
+            pipeline.train(
+                workspace, config, classifier_config, resume=args.resume, limit=args.limit
+            )
+        )
+    elif command == "vector":
+        config = VectorConfig(attribute=args.attribute)
+        if args.conditions is not None:
+            config = config.replace(conditions=tuple(args.conditions))
+        _show(pipeline.vector(workspace, config))
+    elif command == "evaluate":
+        _show(pipeline.evaluate(workspace, args.json, args.limit, attribute=args.attribute))
+    elif command == "apply":
+        options = {
+            "alpha": args.alpha,
+            "remove": args.remove,
+            "gif": args.gif,
+            "attribute": args.attribute,
+        }
+        if args.photos:
+            result = pipeline.apply_photos(
+                workspace.weights, args.photos, args.out, face=args.face, **options
+            )
+        else:
+            result = pipeline.apply_dataset_face(workspace, args.index, args.out, **options)
+        _show(result)
+    return 0

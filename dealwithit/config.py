@@ -11,11 +11,16 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dealwithit import atomic
+
 T = TypeVar("T", bound="_JsonConfig")
 
 
 class _JsonConfig:
     """JSON round-trip shared by every config (tuples survive as tuples)."""
+
+    # Old field name -> new, so configs saved before a rename still load.
+    _renamed: dict[str, str] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -23,6 +28,7 @@ class _JsonConfig:
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values = {cls._renamed.get(name, name): value for name, value in values.items()}
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ValueError(
@@ -35,12 +41,7 @@ class _JsonConfig:
         return cls(**cleaned)
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic.write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls: type[T], path: str | Path) -> T:
@@ -121,6 +122,20 @@ class VectorConfig(_JsonConfig):
     conditions: tuple[str, ...] = ("Male", "Young")  # projected out of the conditional vector
     kind: str = "conditional"  # which direction edits use by default
     target_probability: float = 0.99  # auto alpha: latent classifier's score after the edit
-    l2: float = 0.001  # inverse L2 strength C of the logistic regression; strong, so the
-    # classifier stays calibrated and its normal follows what the decoder renders (RESULTS.md)
+    inverse_l2: float = 0.001  # scikit-learn's C: SMALLER regularises MORE; this strong
+    # penalty keeps the classifier calibrated and its normal on what the decoder renders (RESULTS.md)
     seed: int = 0
+
+    # Vectors saved before the rename wrote "l2" (the same C); they load unchanged.
+    _renamed = {"l2": "inverse_l2"}
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_probability < 1.0:
+            raise ValueError(
+                "Expected 0 < target_probability < 1. "
+                f"Received: target_probability={self.target_probability}"
+            )
+        if self.inverse_l2 <= 0:
+            raise ValueError(
+                f"Expected inverse_l2 (scikit-learn's C) > 0. Received: inverse_l2={self.inverse_l2}"
+            )

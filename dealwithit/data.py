@@ -222,12 +222,14 @@ def read_attributes(root: str | os.PathLike) -> Attributes:
 _PLUS_MINUS_ONE = frozenset({"1", "-1"})
 
 
-def seeded_split(n: int, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> np.ndarray:
-    """A reproducible random train/valid/test split.
+def seeded_split(
+    n: int, seed: int | Sequence[int] = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> np.ndarray:
+    """A reproducible random train/valid/test split (CelebA without a partition file, synthetic).
 
     Args:
         n: Number of images.
-        seed: Seed of the permutation.
+        seed: Seed of the permutation (anything ``np.random.default_rng`` takes).
         fractions: Shares of (train, valid, test), non-negative, summing to 1.
 
     Returns:
@@ -342,7 +344,8 @@ def _image_dir(root: Path) -> Path:
     return folder
 
 
-def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
+def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
+    """The package's one check of a count: an integer >= 1 (bools refused), else ValueError."""
     if allow_none and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -664,9 +667,9 @@ def prepare_cache(
             different cache already sits at ``cache_path``, or no image could
             be decoded.
     """
-    _check_positive("image_size", image_size)
-    _check_positive("limit", limit, allow_none=True)
-    _check_positive("workers", workers)
+    check_positive("image_size", image_size)
+    check_positive("limit", limit, allow_none=True)
+    check_positive("workers", workers)
     root = _check_root(root)
     image_dir = _image_dir(root)
     table = read_attributes(root)
@@ -941,7 +944,7 @@ class CelebACache:
             split: "train", "valid", "test" or "all".
             limit: Only the first ``limit`` images of the split.
         """
-        _check_positive("limit", limit, allow_none=True)
+        check_positive("limit", limit, allow_none=True)
         index = self._nonempty_indices(split)[:limit]
         return _read_rows(self._images, index)
 
@@ -950,8 +953,8 @@ class CelebACache:
 
         For passes over a whole split (encoding it) without holding it in memory.
         """
-        _check_positive("limit", limit, allow_none=True)
-        _check_positive("batch_size", batch_size)
+        check_positive("limit", limit, allow_none=True)
+        check_positive("batch_size", batch_size)
         index = self._nonempty_indices(split)[:limit]
         for start in range(0, len(index), batch_size):
             yield _read_rows(self._images, index[start : start + batch_size])
@@ -1071,8 +1074,8 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    _check_positive("batch_size", batch_size)
-    _check_positive("limit", limit, allow_none=True)
+    check_positive("batch_size", batch_size)
+    check_positive("limit", limit, allow_none=True)
     with CelebACache(cache_path) as cache:
         index = cache._nonempty_indices(split)[:limit]
         table = None

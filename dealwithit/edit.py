@@ -9,7 +9,6 @@ Every function encodes once and decodes in one batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dealwithit import eyewear
+from dealwithit import atomic, eyewear
 from dealwithit.vectors import as_direction
 
 Encode = Callable[[np.ndarray], np.ndarray]
@@ -83,7 +82,8 @@ def slider_latents(z: Any, direction: Any, alphas: Any) -> np.ndarray:
 ## Images
 
 
-def _check_images(images: Any) -> np.ndarray:
+def check_images(images: Any) -> np.ndarray:
+    """``images`` as an array if it is ``(n >= 1, S, S, 3)`` floats, else a ValueError saying why."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
         raise ValueError(
@@ -122,7 +122,7 @@ def edit_images(
     Returns:
         ``(n, S, S, 3)`` edited images, as ``decode`` returns them.
     """
-    images = _check_images(images)
+    images = check_images(images)
     z = np.asarray(encode(images))
     return _decode(decode, apply_direction(z, direction, alphas), images.shape[0])
 
@@ -142,7 +142,7 @@ def slider_grid(
     Returns:
         ``(n, m, S, S, 3)``: row i is face i, column j is ``alphas[j]``.
     """
-    images = _check_images(images)
+    images = check_images(images)
     z = np.asarray(encode(images))
     latents = slider_latents(z, direction, alphas)
     n, m, latent_dim = latents.shape
@@ -164,14 +164,18 @@ def residual_edit(
         encode: ``images -> z_mean (n, latent_dim)``.
         decode: ``z -> images`` in [0, 1].
         direction: ``(latent_dim,)`` unit vector.
-        alphas: Scalar or ``(n,)`` offsets in latent units.
+        alphas: Scalar or ``(n,)`` offsets in latent units, or a function
+            ``z -> (n,) offsets`` (auto alpha needs the codes; faces are still
+            encoded once).
 
     Returns:
         ``(n, S, S, 3)`` float32 in [-1, 1].
     """
-    images = _check_images(images)
+    images = check_images(images)
     n = images.shape[0]
     z = np.asarray(encode(images), dtype=np.float64)
+    if callable(alphas):
+        alphas = alphas(z)
     both = np.concatenate([z, apply_direction(z, direction, alphas)], axis=0)
     decoded = _decode(decode, both, 2 * n).astype(np.float32)
     return decoded[n:] - decoded[:n]
@@ -185,6 +189,16 @@ class FrameSchedule(NamedTuple):
 
     drop: np.ndarray  # (n_frames,) float: 0 = shades still above the frame, 1 = on the eyes
     caption: np.ndarray  # (n_frames,) bool
+
+
+def smoothstep(edge0: float, edge1: float, x: Any) -> np.ndarray:
+    """0 below ``edge0``, 1 above ``edge1``, and the cubic ``3t^2 - 2t^3`` in between.
+
+    Eases the GIF's fade-in (the glasses start and land gently) and feathers
+    the photo masks in ``faces``.
+    """
+    t = np.clip((np.asarray(x, dtype=np.float64) - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def frame_schedule(n_frames: int = 24) -> FrameSchedule:
@@ -412,7 +426,7 @@ def dealwithit_frames(
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"Expected one image (S, S, 3). Received: shape={image.shape}")
-    z = np.asarray(encode(_check_images(image[None])), dtype=np.float64)
+    z = np.asarray(encode(check_images(image[None])), dtype=np.float64)
     both = np.concatenate([z, apply_direction(z, direction, [float(alpha)])])
     plain, edited = _decode(decode, both, 2)
     lens = eyewear.lens_mask(plain, edited)
@@ -447,16 +461,14 @@ def save_gif(
     if len(sizes) != 1:
         raise ValueError(f"Expected frames of one size. Received sizes: {sorted(sizes)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     rgb = [frame.convert("RGB") for frame in frames]
-    rgb[0].save(
-        tmp,
-        format="GIF",
-        save_all=True,
-        append_images=rgb[1:],
-        duration=int(duration_ms),
-        loop=int(loop),
-    )
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as temporary:
+        rgb[0].save(
+            temporary,
+            format="GIF",
+            save_all=True,
+            append_images=rgb[1:],
+            duration=int(duration_ms),
+            loop=int(loop),
+        )
     return path

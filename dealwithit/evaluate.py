@@ -507,6 +507,22 @@ def format_table(metrics: Mapping[str, Any], top_leakage: int = 3) -> str:
     return "\n".join(lines)
 
 
+def format_quality(qualities: Mapping[str, Mapping[str, Any]]) -> str:
+    """A plain-text table of ``reconstruction_quality`` outputs, one row per model.
+
+    Args:
+        qualities: ``{model name: reconstruction_quality(...)}``.
+
+    Returns:
+        A multi-line string.
+    """
+    columns = ("mse", "eye_band_mse", "psnr", "kl_per_image", "active_units")
+    lines = [f"{'':<10}" + "".join(f"{column:>14}" for column in columns)]
+    for name, values in qualities.items():
+        lines.append(f"{name:<10}" + "".join(f"{values[column]:>14.4g}" for column in columns))
+    return "\n".join(lines)
+
+
 def reconstruction_quality(images, z_mean, z_log_var, reconstructions, eye_rows=None) -> dict:
     """How well the VAE reconstructs held-out faces, and how much of Z it uses.
 

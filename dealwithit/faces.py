@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dealwithit import edit, eyewear
-from dealwithit.data import CROP_BOX, LANDMARK_TEMPLATE
+from dealwithit import atomic, edit, eyewear
+from dealwithit.data import ALIGNED_SIZE, CROP_BOX, LANDMARK_TEMPLATE
+from dealwithit.edit import smoothstep
 
 ## Setup
 
@@ -254,16 +254,8 @@ def save_photo(image: np.ndarray, path: str | os.PathLike) -> Path:
             f"Expected an existing folder to save into. Received: path='{path}', but "
             f"'{path.parent}' does not exist. Create it first."
         )
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            Image.fromarray(image).save(file, format=image_format, **_SAVE_OPTIONS[image_format])
-        # mkstemp creates owner-only files; a saved photo should be readable like any other.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format=image_format, **_SAVE_OPTIONS[image_format])
     return path
 
 
@@ -495,11 +487,6 @@ def align_face(photo: np.ndarray, face: Face, image_size: int = 64) -> AlignedFa
 ## Paste back
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def face_mask(size: int) -> np.ndarray:
     """Soft face ellipse (`FACE_ELLIPSE`) in a `size` crop, `(size, size)` in [0, 1].
 
@@ -512,7 +499,7 @@ def face_mask(size: int) -> np.ndarray:
     cx, cy = to_crop[:, :2] @ [centre_x, centre_y] + to_crop[:, 2]
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
     radius = np.hypot((cols - cx) / (semi_x * k), (rows - cy) / (semi_y * k))
-    return 1.0 - _smoothstep(0.75, 1.0, radius)
+    return 1.0 - smoothstep(0.75, 1.0, radius)
 
 
 def edit_mask(residual: np.ndarray, feather: float = 0.03) -> np.ndarray:
@@ -538,7 +525,7 @@ def edit_mask(residual: np.ndarray, feather: float = 0.03) -> np.ndarray:
     peak = float(blurred.max())
     if peak < 0.5 / 255:
         return np.zeros((size, size), np.float32)
-    mask = _smoothstep(0.1 * peak, 0.3 * peak, blurred) * face_mask(size)
+    mask = smoothstep(0.1 * peak, 0.3 * peak, blurred) * face_mask(size)
     return mask.astype(np.float32)
 
 
@@ -643,7 +630,7 @@ def edit_layers(
         small = eyewear.lens_mask(edited - residual, edited)
         lens = cv2.resize(small, (hires, hires), interpolation=cv2.INTER_LINEAR)
         # Lenses have edges: sharpen the upsampled mask to a ~1/64-crop-wide transition.
-        lens = _smoothstep(0.35, 0.65, lens) * face_mask(hires)
+        lens = smoothstep(0.35, 0.65, lens) * face_mask(hires)
         # The blurred decode darkens a halo around the lenses too; pasting it as a residual
         # draws a grey ring, so the residual stays off a band around them.
         halo = cv2.GaussianBlur(lens, (0, 0), 0.04 * hires)
@@ -820,3 +807,69 @@ def dealwithit_photo_frames(
     return edit.drop_frames(
         photo[crop], edited[crop], rgb[crop], alpha[crop], n_frames, size=size, resample="lanczos"
     )
+
+
+## Test photos
+
+
+def canvas(width: int = 1024, height: int = 768, seed: int = 0) -> np.ndarray:
+    """A photo-like background with no face: a colour gradient under blurred noise.
+
+    Returns:
+        ``(height, width, 3)`` uint8 RGB.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width]
+    base = np.stack(
+        [60 + 120 * cols / width, 80 + 100 * rows / height, 150 - 60 * cols / width], axis=-1
+    )
+    noise = cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)).astype(np.float32), (0, 0), 2)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def paste_frame(
+    photo: np.ndarray, frame: np.ndarray, centre, scale: float = 1.0, angle: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pastes an aligned 178x218 face frame into ``photo`` with a soft oval edge.
+
+    The known transform makes photos whose true landmarks are known, for the
+    tests, the photo benchmark and notebook 04's stand-in photo.
+
+    Args:
+        photo: ``(height, width, 3)`` uint8, e.g. from ``canvas``.
+        frame: ``(218, 178, 3)`` uint8, an aligned CelebA-layout face.
+        centre: ``(x, y)`` in the photo where the frame's centre lands.
+        scale: Photo pixels per frame pixel.
+        angle: Rotation in degrees, counter-clockwise on screen.
+
+    Returns:
+        The new photo and the ``(2, 3)`` map from frame to photo coordinates.
+    """
+    frame_width, frame_height = ALIGNED_SIZE
+    middle = (frame_width / 2, frame_height / 2)
+    matrix = cv2.getRotationMatrix2D(middle, angle, scale)
+    matrix[:, 2] += np.asarray(centre, float) - middle
+    height, width = photo.shape[:2]
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    warped = cv2.warpAffine(np.asarray(frame), matrix, (width, height), flags=flags)
+    rows, cols = np.mgrid[0:frame_height, 0:frame_width]
+    oval = np.hypot((cols - middle[0]) / (middle[0] - 4), (rows - middle[1]) / (middle[1] - 4))
+    alpha = np.clip((1 - oval) * 8, 0, 1).astype(np.float32)
+    alpha = cv2.warpAffine(alpha, matrix, (width, height))[..., None]
+    return np.rint(photo * (1 - alpha) + warped * alpha).astype(np.uint8), matrix
+
+
+def photo_on_canvas(
+    frame: np.ndarray,
+    width: int = 1024,
+    height: int = 768,
+    scale: float = 1.5,
+    angle: float = 12.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One aligned face, turned and scaled, in the middle of a ``canvas``: a stand-in photo.
+
+    Returns:
+        ``(photo (height, width, 3) uint8, (2, 3) frame -> photo map)``.
+    """
+    return paste_frame(canvas(width, height, seed), frame, (width / 2, height / 2), scale, angle)

@@ -8,14 +8,13 @@ in, never built inside it. Both save as ``.keras`` files that load with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from dealwithit import losses
+from dealwithit import atomic, losses
 from dealwithit.config import AttributeClassifierConfig, VAEConfig
 from dealwithit.data import CELEBA_ATTRIBUTES
 from dealwithit.layers import Sampling, down_block, up_block
@@ -344,9 +343,8 @@ def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
 
 
 def _save_atomically(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def save_vae(vae: VAE, directory: str | Path) -> Path:

@@ -1,18 +1,29 @@
-"""Runs the four walkthrough notebooks in order with papermill.
+"""The notebooks' side of the package: open the workspace in a notebook, and run all four.
 
 The notebooks share results only through files (the cache, ``weights/``, the
 vectors), so they run one after another in one working folder; executed copies,
 outputs included, are written to ``out_dir``. ``SMALL_PARAMETERS`` is the one
 tiny configuration that the tests and ``python -m dealwithit notebooks --small``
 use for every notebook (the recommenders / stellargraph pattern).
+
+Importing this module imports TensorFlow with its start-up lines hidden
+(``quiet.import_tensorflow``), which is why each notebook imports it first.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from dealwithit import quiet
+
+quiet.import_tensorflow()
+
+from dealwithit import model, pipeline  # noqa: E402  (after TensorFlow's quiet import)
+from dealwithit.config import VAEConfig  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -39,6 +50,39 @@ SMALL_PARAMETERS: dict[str, Any] = {
 }
 
 
+def open_workspace(data_dir: str | Path | None = None, image_size: int | None = None):
+    """The ``pipeline.Workspace`` a notebook works in, from the repository root.
+
+    Jupyter starts a kernel beside the notebook, so the working folder moves up
+    to the repository (where ``data/``, ``weights/`` and ``outputs/`` are);
+    the package's progress notes are shown in the cell output.
+
+    Args:
+        data_dir: CelebA-layout folder; None: ``pipeline.default_data()``.
+        image_size: Pixels per side; None: the size the VAE in this data set's
+            weights was trained for (notebooks 03 and 04 follow notebook 02).
+
+    Returns:
+        A ``pipeline.Workspace``.
+
+    Raises:
+        pipeline.PipelineError: ``image_size`` is None and no VAE was trained yet.
+    """
+    if Path.cwd().name == "notebooks" and Path("../dealwithit").is_dir():
+        os.chdir("..")
+    quiet.show_notes()
+    folder = Path(data_dir) if data_dir is not None else pipeline.default_data()
+    if image_size is None:
+        vae_dir = pipeline.Workspace(folder).vae_dir
+        if not (vae_dir / model.CONFIG_FILE).is_file():
+            raise pipeline.PipelineError(
+                f"Expected a trained VAE in {vae_dir}, found nothing. Run notebook 02 "
+                "(or `python -m dealwithit train`) first."
+            )
+        image_size = model.read_config(VAEConfig, vae_dir).image_size
+    return pipeline.Workspace(folder, image_size)
+
+
 class NotebookError(Exception):
     """A notebook that failed: which one, the error, and where its executed copy is."""
 
@@ -52,7 +96,7 @@ def declared_parameters(path: str | Path) -> dict[str, Any]:
     Returns:
         ``{name: default as written}`` in the cell's order.
     """
-    import papermill
+    import papermill  # only here: it is slow to import and only runs notebooks
 
     inferred = papermill.inspect_notebook(str(path))
     return {name: info["default"] for name, info in inferred.items()}
@@ -105,7 +149,7 @@ def run_all(
             executed copy that holds the traceback.
         ValueError: A parameter no notebook declares, or a missing notebook.
     """
-    import papermill
+    import papermill  # see declared_parameters
 
     values = {**(SMALL_PARAMETERS if small else {}), **dict(parameters or {})}
     notebook_dir = Path(notebook_dir)

@@ -1,26 +1,94 @@
-"""The steps end to end, as the CLI and ``make demo`` run them.
+"""The steps end to end: synth, prepare, train, vector, evaluate, pictures, apply, demo.
 
-Each step reads and writes files in one ``Workspace`` (the cache, ``weights/<name>/``,
-``outputs/<name>/``), so the CLI, the notebooks and a resumed run share results
-only through the disk.
+Each step reads and writes files in one ``Workspace`` (the cache,
+``weights/<name>/``, ``outputs/<name>/``), so the CLI, the notebooks and a
+resumed run share results only through the disk. Each returns a small result
+dataclass; its ``report()`` is the text the CLI prints and a notebook can show.
+Steps print nothing themselves: notes ("Reusing the VAE ...") go to the
+``dealwithit`` logger, which the CLI and ``notebooks.open_workspace`` show.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import time
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from dealwithit import atomic, data, edit, faces, model, plots, synthetic, training, vectors
+from dealwithit import evaluate as edit_metrics  # the module; ``evaluate`` below is the step
+from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SYNTHETIC = Path("data/synthetic")
 DEFAULT_CELEBA = Path("data/celeba")
-LAST_WEIGHTS = Path("weights/LAST")
+WEIGHTS_ROOT = Path("weights")
+PRETRAINED = WEIGHTS_ROOT / "pretrained"  # shipped real-face weights, the default for photos
 
 
 def default_data() -> Path:
     """``data/celeba`` when the user has put CelebA there, else the synthetic set."""
-    if (DEFAULT_CELEBA / "list_attr_celeba.txt").exists():
+    if (DEFAULT_CELEBA / data.ATTRIBUTE_FILE).exists():
         return DEFAULT_CELEBA
     return DEFAULT_SYNTHETIC
+
+
+class PipelineError(Exception):
+    """A step that cannot run yet: say which earlier step to run."""
+
+
+def _trained(weights: Path) -> bool:
+    return (weights / "vae" / model.VAE_FILE).is_file()
+
+
+def default_weights(for_photos: bool = False) -> Path:
+    """The weights folder that ``evaluate`` and ``apply`` use when ``--weights`` is not given.
+
+    In order: ``weights/pretrained`` (photos only: the shipped real-face
+    models); ``weights/<default data folder>`` (``weights/celeba`` when
+    ``data/celeba`` holds CelebA, else ``weights/synthetic``); otherwise the
+    most recently trained folder under ``weights/``, with a one-line note
+    naming it and the others. Only folders holding a trained VAE count, so the
+    default never points at something that is gone. There is no hidden
+    "last trained" pointer: the answer follows from what is on disk.
+
+    Args:
+        for_photos: The caller edits photos (``apply PHOTO``).
+
+    Returns:
+        A folder holding ``vae/``.
+
+    Raises:
+        PipelineError: No trained weights anywhere under ``weights/``.
+    """
+    preferred = ([PRETRAINED] if for_photos else []) + [WEIGHTS_ROOT / default_data().name]
+    for folder in preferred:
+        if _trained(folder):
+            return folder
+    others = []
+    if WEIGHTS_ROOT.is_dir():
+        others = sorted(
+            (folder for folder in WEIGHTS_ROOT.iterdir() if _trained(folder)),
+            key=lambda folder: (folder / "vae" / model.VAE_FILE).stat().st_mtime,
+            reverse=True,
+        )
+    if not others:
+        raise PipelineError(
+            f"Expected trained weights in {preferred[-1]} (or any folder under {WEIGHTS_ROOT}/), "
+            "found none. Run `python -m dealwithit train` first, or pass --weights."
+        )
+    rest = ", ".join(str(folder) for folder in others[1:]) or "none"
+    log.info(
+        f"Note: no trained model in {preferred[-1]}; using {others[0]}, the most recently "
+        f"trained (others: {rest}). Pass --weights to choose."
+    )
+    return others[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +111,7 @@ class Workspace:
         name = Path(self.data).resolve().name
         object.__setattr__(self, "data", Path(self.data))
         if self.weights is None:
-            object.__setattr__(self, "weights", Path("weights") / name)
+            object.__setattr__(self, "weights", WEIGHTS_ROOT / name)
         if self.outputs is None:
             # Pictures follow the weights: a plain-VAE run in weights/x_plain draws to outputs/x_plain.
             object.__setattr__(self, "outputs", Path("outputs") / Path(self.weights).name)
@@ -52,8 +120,6 @@ class Workspace:
 
     @property
     def cache(self) -> Path:
-        from dealwithit import data
-
         return data.default_cache_path(self.data, self.image_size)
 
     @property
@@ -72,74 +138,46 @@ class Workspace:
 
     @property
     def vectors_dir(self) -> Path:
+        """The codes of the data (``codes.npz``) and one folder of directions per attribute."""
         return self.weights / "vectors"
 
 
-def remember_weights(weights: Path) -> None:
-    """Records ``weights`` as the last trained folder (the default for apply/evaluate)."""
-    LAST_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    LAST_WEIGHTS.write_text(str(weights) + "\n")
+def attribute_vectors(weights: Path, attribute: str) -> Path:
+    """The folder of ``attribute``'s directions in a weights folder, checked to exist.
 
+    ``vectors/<attribute>/`` (one per attribute, e.g. Sunglasses and Eyeglasses);
+    a folder written before that layout (``vectors/vectors.json``) still serves
+    the attribute it was made for.
 
-def last_weights() -> Path:
-    """The folder ``remember_weights`` recorded, or ``weights/synthetic``."""
-    if LAST_WEIGHTS.is_file():
-        return Path(LAST_WEIGHTS.read_text().strip())
-    return Path("weights") / DEFAULT_SYNTHETIC.name
-
-
-def write_json(path: Path, values: dict) -> Path:
-    """Writes ``values`` as indented JSON atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    Raises:
+        PipelineError: No vectors for ``attribute``; says which exist and how to make them.
+    """
+    root = Path(weights) / "vectors"
+    folder = root / attribute
+    if (folder / vectors.VECTORS_FILE).is_file():
+        return folder
+    if (root / vectors.VECTORS_FILE).is_file():
+        saved = json.loads((root / vectors.VECTORS_FILE).read_text())
+        if saved.get("attribute", "Eyeglasses") == attribute:
+            return root
+    have = (
+        sorted(p.parent.name for p in root.glob(f"*/{vectors.VECTORS_FILE}"))
+        if root.is_dir()
+        else []
+    )
+    raise PipelineError(
+        f"Expected vectors for {attribute} in {root}, found "
+        + (f"only {have}" if have else "none")
+        + f". Make them with `python -m dealwithit vector --attribute {attribute} "
+        f"--weights {weights}` (add --data for the data set the weights were trained on)."
+    )
 
 
 def save_figure(figure, path: Path) -> Path:
-    """Saves a Figure as PNG (creating the folder) and returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    """Saves a Figure as PNG (creating the folder, atomically) and returns the path."""
+    with atomic.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     return path
-
-
-class PipelineError(Exception):
-    """A step that cannot run yet: say which earlier step to run."""
-
-
-# ---------------------------------------------------------------- data
-
-
-def synth(out: Path, n: int = 20000, seed: int = 0, workers=None, overwrite=False) -> Path:
-    """Renders the synthetic set in the CelebA layout (see ``synthetic``)."""
-    from dealwithit import synthetic
-
-    try:
-        folder = synthetic.write_synthetic_celeba(
-            out, n, seed=seed, workers=workers, overwrite=overwrite
-        )
-    except synthetic.SyntheticDataExistsError as error:
-        raise PipelineError(str(error)) from error
-    print(f"Wrote {n} synthetic faces to {folder} (contact sheet: {folder / 'contact_sheet.png'})")
-    return folder
-
-
-def prepare(workspace: Workspace, overwrite: bool = False, progress: bool = True) -> Path:
-    """Builds (or reuses) the HDF5 cache of cropped faces for ``workspace.data``."""
-    from dealwithit import data
-
-    cache = data.prepare_cache(
-        workspace.data,
-        workspace.cache,
-        workspace.image_size,
-        progress=progress,
-        overwrite=overwrite,
-    )
-    with data.CelebACache(cache) as opened:
-        counts = {split: len(opened.indices(split)) for split in ("train", "valid", "test")}
-    print(f"Cache {cache}: {counts}")
-    return cache
 
 
 def _require(path: Path, step: str) -> Path:
@@ -155,88 +193,60 @@ def held_out_split(cache) -> str:
     return "test" if len(cache.indices("test")) else "valid"
 
 
-# ---------------------------------------------------------------- training
+def as_floats(images: np.ndarray) -> np.ndarray:
+    """uint8 faces from the cache as the models' float32 in [0, 1]."""
+    return np.asarray(images).astype("float32") / 255.0
 
 
-def train(
-    workspace: Workspace,
-    vae_config=None,
-    classifier_config=None,
-    *,
-    resume: bool = False,
-    limit: int | None = None,
-    progress: bool = True,
-    retrain: bool = True,
-) -> dict:
-    """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
+# ---------------------------------------------------------------- data
 
-    A classifier already trained with the same config is reused, so re-running
-    ``train`` to try VAE settings does not retrain it. With ``retrain=False``
-    (``make demo``) the VAE is reused too when its saved config is the same.
 
-    Returns:
-        The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``).
-    """
-    from dealwithit import model, training
-    from dealwithit.config import AttributeClassifierConfig, VAEConfig
+@dataclasses.dataclass(frozen=True)
+class SynthResult:
+    folder: Path
+    n: int
 
-    vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
-    classifier_config = classifier_config or AttributeClassifierConfig(
-        image_size=workspace.image_size
-    )
-    cache = prepare(workspace, progress=progress)
-    classifier = None
-    if vae_config.discriminative:
-        classifier = attribute_classifier(
-            workspace.classifier_dir, classifier_config, cache, resume, limit, progress
+    def report(self) -> str:
+        return (
+            f"Wrote {self.n} synthetic faces to {self.folder} "
+            f"(contact sheet: {self.folder / 'contact_sheet.png'})"
         )
-    judge_config = classifier_config.replace(seed=classifier_config.seed + 1)
-    attribute_classifier(workspace.judge_dir, judge_config, cache, resume, limit, progress)
-    saved = workspace.vae_dir / model.CONFIG_FILE
-    if (
-        not retrain
-        and not resume
-        and (workspace.vae_dir / model.VAE_FILE).is_file()
-        and saved.is_file()
-        and model.read_config(VAEConfig, workspace.vae_dir) == vae_config
-    ):
-        print(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
-        remember_weights(workspace.weights)
-        return vae_report(workspace)
-    print(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
-    vae, _ = training.train_vae(
-        cache,
-        vae_config,
-        workspace.vae_dir,
-        classifier=classifier,
-        resume=resume,
+
+
+def synth(
+    out: Path, n: int = 20000, seed: int = 0, workers=None, overwrite=False, progress=True
+) -> SynthResult:
+    """Renders the synthetic set in the CelebA layout (see ``synthetic``)."""
+    try:
+        folder = synthetic.write_synthetic_celeba(
+            out, n, seed=seed, workers=workers, overwrite=overwrite, progress=progress
+        )
+    except synthetic.SyntheticDataExistsError as error:
+        raise PipelineError(str(error)) from error
+    return SynthResult(Path(folder), n)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareResult:
+    cache: Path
+    counts: dict[str, int]  # faces per split
+
+    def report(self) -> str:
+        return f"Cache {self.cache}: {self.counts}"
+
+
+def prepare(workspace: Workspace, overwrite: bool = False, progress: bool = True) -> PrepareResult:
+    """Builds (or reuses) the HDF5 cache of cropped faces for ``workspace.data``."""
+    cache = data.prepare_cache(
+        workspace.data,
+        workspace.cache,
+        workspace.image_size,
         progress=progress,
-        limit=limit,
+        overwrite=overwrite,
     )
-    remember_weights(workspace.weights)
-    quality = vae_report(workspace, vae)
-    print("Held-out reconstruction:", json.dumps(quality))
-    return quality
-
-
-def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):
-    """Trains an attribute classifier into ``directory``, or reuses the one there with the same config."""
-    from dealwithit import model, training
-
-    if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
-        # Compare the small config first; load the model only when it will be reused.
-        if model.read_config(type(config), directory) == config:
-            print(f"Reusing the attribute classifier in {directory}")
-            return model.load_classifier(directory)[0]
-    print(f"Training an attribute classifier ({config.epochs} epochs) -> {directory}")
-    classifier, report = training.train_attribute_classifier(
-        cache, config, directory, resume=resume, progress=progress, limit=limit
-    )
-    print(
-        f"  held-out accuracy {report['mean_accuracy']:.3f} over 40 attributes "
-        f"(majority baseline {report['majority_accuracy']:.3f}); Eyeglasses {report['Eyeglasses']:.3f}"
-    )
-    return classifier
+    with data.CelebACache(cache) as opened:
+        counts = {split: len(opened.indices(split)) for split in ("train", "valid", "test")}
+    return PrepareResult(Path(cache), counts)
 
 
 def encode_split(
@@ -248,7 +258,11 @@ def encode_split(
     progress=True,
     keep_images: bool = True,
 ):
-    """Posterior means and log variances of a split, streamed from the cache with a progress bar.
+    """Posterior means and log variances of a split, streamed from the cache.
+
+    The one way the package encodes a split: batches stream from the HDF5 file
+    (memory stays flat on big splits) and each goes through
+    ``model.predict_batches``, which scales uint8 faces and converts outputs.
 
     Args:
         vae: A trained ``VAE``.
@@ -262,20 +276,16 @@ def encode_split(
     Returns:
         ``(images uint8 (n, S, S, 3) or None, z_mean (n, d), z_log_var (n, d))``.
     """
-    import math
-
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    total = len(cache.indices(split)) if limit is None else min(limit, len(cache.indices(split)))
+    available = len(cache.indices(split))
+    total = available if limit is None else min(limit, available)
     images, means, log_vars = [], [], []
     batches = cache.iter_images(split, batch_size, limit)
     for batch in tqdm(
-        batches, total=math.ceil(total / batch_size), desc=f"encode {split}", disable=not progress
+        batches, total=-(-total // batch_size), desc=f"encode {split}", disable=not progress
     ):
-        z_mean, z_log_var = vae.encode(batch.astype("float32") / 255.0)
-        means.append(np.asarray(z_mean))
-        log_vars.append(np.asarray(z_log_var))
+        z_mean, z_log_var = model.predict_batches(vae.encode, batch, batch_size)
+        means.append(z_mean)
+        log_vars.append(z_log_var)
         if keep_images:
             images.append(batch)
     return (
@@ -285,52 +295,199 @@ def encode_split(
     )
 
 
-def vae_report(workspace: Workspace, vae=None, n_faces: int = 10) -> dict:
-    """Held-out quality numbers, a reconstruction grid and the training curves."""
-    from dealwithit import data, evaluate, model, plots, training
+# ---------------------------------------------------------------- training
 
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` did: the classifiers' held-out accuracy and the VAE's quality."""
+
+    weights: Path
+    classifiers: dict[str, dict | None]  # folder name -> accuracy report (None: reused)
+    vae_reused: bool
+    quality: dict  # see ``evaluate.reconstruction_quality``, on ``n_evaluate`` held-out faces
+    faces: np.ndarray = dataclasses.field(repr=False)  # (n_faces, S, S, 3) held out, [0, 1]
+    reconstructions: np.ndarray = dataclasses.field(repr=False)  # the same, decoded
+
+    def report(self) -> str:
+        lines = []
+        for name, accuracy in self.classifiers.items():
+            if accuracy is not None:
+                lines.append(
+                    f"{name}: held-out accuracy {accuracy['mean_accuracy']:.3f} over 40 attributes "
+                    f"(majority baseline {accuracy['majority_accuracy']:.3f}); "
+                    f"Eyeglasses {accuracy['Eyeglasses']:.3f}"
+                )
+        lines.append("Held-out reconstruction: " + json.dumps(self.quality))
+        return "\n".join(lines)
+
+
+def train(
+    workspace: Workspace,
+    vae_config=None,
+    classifier_config=None,
+    *,
+    resume: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+    retrain: bool = True,
+    n_evaluate: int = 1000,
+) -> TrainResult:
+    """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
+
+    A classifier already trained with the same config is reused, so re-running
+    ``train`` to try VAE settings does not retrain it. With ``retrain=False``
+    (``make demo``) the VAE is reused too when its saved config is the same.
+    The first ``n_evaluate`` held-out faces measure the VAE (``vae_report``).
+    """
+    vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
+    classifier_config = classifier_config or AttributeClassifierConfig(
+        image_size=workspace.image_size
+    )
+    cache = prepare(workspace, progress=progress).cache
+    write_source(workspace)
+    reports: dict[str, dict | None] = {}
+    classifier = None
+    if vae_config.discriminative:
+        classifier, reports["classifier"] = attribute_classifier(
+            workspace.classifier_dir, classifier_config, cache, resume, limit, progress
+        )
+    judge_config = classifier_config.replace(seed=classifier_config.seed + 1)
+    _, reports["judge"] = attribute_classifier(
+        workspace.judge_dir, judge_config, cache, resume, limit, progress
+    )
+    saved = workspace.vae_dir / model.CONFIG_FILE
+    if (
+        not retrain
+        and not resume
+        and (workspace.vae_dir / model.VAE_FILE).is_file()
+        and saved.is_file()
+        and model.read_config(VAEConfig, workspace.vae_dir) == vae_config
+    ):
+        log.info(f"Reusing the VAE in {workspace.vae_dir} (same config); delete it to retrain.")
+        return TrainResult(
+            workspace.weights, reports, True, *vae_report(workspace, None, n_evaluate)
+        )
+    log.info(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
+    vae, _ = training.train_vae(
+        cache,
+        vae_config,
+        workspace.vae_dir,
+        classifier=classifier,
+        resume=resume,
+        progress=progress,
+        limit=limit,
+    )
+    return TrainResult(workspace.weights, reports, False, *vae_report(workspace, vae, n_evaluate))
+
+
+def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):
+    """Trains an attribute classifier into ``directory``, or reuses the one there with the same config.
+
+    Returns:
+        ``(classifier, accuracy report)``; the report is None for a reused classifier.
+    """
+    config = training.with_cache_attributes(config, cache)
+    if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
+        # Compare the small config first; load the model only when it will be reused.
+        if model.read_config(type(config), directory) == config:
+            log.info(f"Reusing the attribute classifier in {directory}")
+            return model.load_classifier(directory)[0], None
+    log.info(f"Training an attribute classifier ({config.epochs} epochs) -> {directory}")
+    return training.train_attribute_classifier(
+        cache, config, directory, resume=resume, progress=progress, limit=limit
+    )
+
+
+def vae_report(workspace: Workspace, vae=None, n_evaluate: int = 1000, n_faces: int = 16):
+    """Held-out quality numbers, a reconstruction grid and the training curves, saved.
+
+    Returns:
+        ``(quality, faces, reconstructions)``: the numbers on ``n_evaluate``
+        held-out faces, and the first ``n_faces`` of them with their reconstructions.
+    """
     vae = vae or model.load_vae(_require(workspace.vae_dir, "train"), workspace.image_size)
     with data.CelebACache(workspace.cache) as cache:
         split = held_out_split(cache)
-        images, z_mean, z_log_var = encode_split(vae, cache, split, limit=1000, progress=False)
+        images, z_mean, z_log_var = encode_split(vae, cache, split, n_evaluate, progress=False)
     reconstructions = model.decoder_fn(vae)(z_mean)
-    floats = images.astype("float32") / 255.0
-    quality = evaluate.reconstruction_quality(floats, z_mean, z_log_var, reconstructions)
+    floats = as_floats(images)
+    quality = edit_metrics.reconstruction_quality(floats, z_mean, z_log_var, reconstructions)
     quality["split"] = split
-    write_json(workspace.outputs / "vae_quality.json", quality)
+    atomic.write_json(workspace.outputs / "vae_quality.json", quality)
     save_figure(
-        plots.reconstruction_figure(floats[:n_faces], reconstructions[:n_faces]),
+        plots.reconstruction_figure(floats[:10], reconstructions[:10]),
         workspace.outputs / "reconstructions.png",
     )
     save_figure(
         plots.training_curves_figure(training.read_history(workspace.vae_dir)),
         workspace.outputs / "training_curves.png",
     )
-    return quality
+    return quality, floats[:n_faces], reconstructions[:n_faces]
 
 
 # ---------------------------------------------------------------- vectors
 
 
-def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
-    """Encodes the data, fits the latent classifier and saves every direction kind.
+@dataclasses.dataclass(frozen=True)
+class VectorResult:
+    """The fitted latent classifier and directions, with the held-out numbers and codes.
+
+    The codes are also saved beside the vectors (``vectors.load_codes``), so
+    notebook 04 and later steps need not encode the data again.
+    """
+
+    config: VectorConfig
+    split: str  # the held-out split
+    names: list[str]  # attribute names, cache order
+    latent_report: dict
+    pixel_report: dict
+    kinds: list[str]
+    kind_cosines: np.ndarray = dataclasses.field(repr=False)  # (kinds, kinds)
+    attribute_cosines: dict[str, dict[str, float]] = dataclasses.field(repr=False)
+    classifier: vectors.LatentClassifier = dataclasses.field(repr=False)
+    directions: dict[str, np.ndarray] = dataclasses.field(repr=False)
+    z_train: np.ndarray = dataclasses.field(repr=False)  # (n_train, latent_dim)
+    z_held: np.ndarray = dataclasses.field(repr=False)  # (n_held, latent_dim)
+    labels_train: np.ndarray = dataclasses.field(repr=False)  # (n_train,) bool
+    labels_held: np.ndarray = dataclasses.field(repr=False)  # (n_held,) bool
+    held_images: np.ndarray = dataclasses.field(repr=False)  # (n_held, S, S, 3) uint8
+    latent_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,)
+    pixel_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,) the judge's
+
+    def report(self) -> str:
+        return vectors.format_report(
+            self.config.attribute,
+            self.split,
+            len(self.labels_held),
+            self.latent_report,
+            self.pixel_report,
+            self.kinds,
+            self.kind_cosines,
+            self.attribute_cosines[self.config.kind],
+            self.config.kind,
+        )
+
+
+def judge_scores(judge, judge_config, images, attribute: str) -> np.ndarray:
+    """The judge's probabilities of ``attribute``, ``(n,)``; NaN when it never learned it."""
+    names = model.attribute_names(judge_config)
+    if attribute not in names:
+        return np.full(len(images), np.nan)
+    return model.classifier_fn(judge)(images)[:, names.index(attribute)]
+
+
+def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorResult:
+    """Encodes the data once, fits the latent classifier and saves every direction kind.
 
     The latent classifier and the directions are fitted on the training split
     and reported on the held-out split, next to the pixel-space judge's score
-    of the same faces.
-
-    Returns:
-        ``{"latent_report", "pixel_report", "kind_cosines", "attribute_cosines"}``.
+    of the same faces. The codes of both splits are saved with the vectors.
     """
-    import numpy as np
-
-    from dealwithit import data, model, plots, vectors
-    from dealwithit.config import VectorConfig
-
     config = config or VectorConfig()
     vae = model.load_vae(_require(workspace.vae_dir, "train"), workspace.image_size)
-    judge, _ = model.load_classifier(_require(workspace.judge_dir, "train"))
-    cache_path = prepare(workspace, progress=progress)
+    judge, judge_config = model.load_classifier(_require(workspace.judge_dir, "train"))
+    cache_path = prepare(workspace, progress=progress).cache
     with data.CelebACache(cache_path) as cache:
         names = list(cache.attribute_names)
         if config.attribute not in names:
@@ -343,10 +500,10 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
     index = names.index(config.attribute)
     labels_train = attributes_train[:, index] > 0
     classifier = vectors.fit_latent_classifier(
-        z_train, labels_train, l2=config.l2, seed=config.seed
+        z_train, labels_train, inverse_l2=config.inverse_l2, seed=config.seed
     )
     latent_scores = classifier.predict_proba(z_held)
-    pixel_scores = model.classifier_fn(judge)(held_images)[:, index]
+    pixel_scores = judge_scores(judge, judge_config, held_images, config.attribute)
     latent_report = vectors.classification_report(labels_held, latent_scores)
     pixel_report = vectors.classification_report(labels_held, pixel_scores)
     directions = vectors.compute_directions(
@@ -355,7 +512,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         names,
         config.attribute,
         config.conditions,
-        config.l2,
+        config.inverse_l2,
         config.seed,
         classifier=classifier,
     )
@@ -374,7 +531,9 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         "attribute_cosines": attribute_cosines,
         "config": config.to_dict(),
     }
-    vectors.save_vectors(workspace.vectors_dir, directions, classifier, metadata)
+    # Codes first: vectors.json, written last, marks a complete folder.
+    vectors.save_codes(workspace.vectors_dir, z_train=z_train, z_held=z_held)
+    vectors.save_vectors(workspace.vectors_dir / config.attribute, directions, classifier, metadata)
     save_figure(
         plots.roc_figure(
             labels_held,
@@ -386,70 +545,84 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
     save_figure(
         plots.cosine_heatmap_figure(kinds, matrix), workspace.outputs / "direction_cosines.png"
     )
-    print(
-        f"{config.attribute} on Z ({split}, n={len(labels_held)}): AUC {latent_report['roc_auc']:.3f}, "
-        f"balanced accuracy {latent_report['balanced_accuracy']:.3f}; pixel judge AUC "
-        f"{pixel_report['roc_auc']:.3f}"
+    return VectorResult(
+        config=config,
+        split=split,
+        names=names,
+        latent_report=latent_report,
+        pixel_report=pixel_report,
+        kinds=kinds,
+        kind_cosines=np.asarray(matrix),
+        attribute_cosines=attribute_cosines,
+        classifier=classifier,
+        directions=directions,
+        z_train=z_train,
+        z_held=z_held,
+        labels_train=labels_train,
+        labels_held=labels_held,
+        held_images=held_images,
+        latent_scores=latent_scores,
+        pixel_scores=pixel_scores,
     )
-    print("Cosines between directions:")
-    print("  " + " ".join(f"{k[:12]:>12}" for k in kinds))
-    for kind, row in zip(kinds, matrix):
-        print(f"  {kind[:24]:<24}" + " ".join(f"{v:12.3f}" for v in row))
-    top = sorted(attribute_cosines[config.kind].items(), key=lambda kv: -abs(kv[1]))[:6]
-    print(f"  {config.kind} vs other attributes: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
-    return {
-        "latent_report": latent_report,
-        "pixel_report": pixel_report,
-        "kind_cosines": dict(zip(kinds, np.asarray(matrix).tolist())),
-        "attribute_cosines": attribute_cosines,
-    }
 
 
-# ---------------------------------------------------------------- evaluation
+# ---------------------------------------------------------------- editing
 
 
 class Editor:
     """A trained VAE, its directions and latent classifier, ready to edit faces.
 
+    Auto alpha follows the ``target_probability`` of the ``VectorConfig``
+    saved with the vectors, so every step edits the way ``vector`` was told to.
+
     Args:
         weights: A data set's weights folder (``weights/<name>``).
         image_size: The size the caller feeds; must match the weights.
         kind: Direction kind; default: the one saved with the vectors.
+        attribute: Whose directions to use (default ``VectorConfig().attribute``,
+            Sunglasses); the weights need ``vectors/<attribute>/``.
     """
 
-    def __init__(self, weights: Path, image_size: int | None = None, kind: str | None = None):
-        from dealwithit import model, vectors
-
+    def __init__(
+        self,
+        weights: Path,
+        image_size: int | None = None,
+        kind: str | None = None,
+        attribute: str | None = None,
+    ):
         weights = Path(weights)
         self.vae = model.load_vae(_require(weights / "vae", "train"), image_size)
         self.image_size = self.vae.config.image_size
+        folder = attribute_vectors(weights, attribute or VectorConfig().attribute)
         self.directions, self.classifier, self.metadata = vectors.load_vectors(
-            _require(weights / "vectors", "vector"), self.vae.config.latent_dim
+            folder, self.vae.config.latent_dim
         )
-        self.kind = kind or self.metadata.get("kind", "conditional")
+        self.vector_config = VectorConfig.from_dict(self.metadata.get("config", {}))
+        self.kind = kind or self.metadata.get("kind", self.vector_config.kind)
         self.direction = self.directions[self.kind]
-        self.attribute = self.metadata.get("attribute", "Eyeglasses")
+        self.attribute = self.metadata.get("attribute", self.vector_config.attribute)
+        self.target_probability = self.vector_config.target_probability
         self.encode = model.encoder_fn(self.vae)
         self.decode = model.decoder_fn(self.vae)
 
-    def alphas(self, z, alpha: float | None = None, remove: bool = False, target: float = 0.99):
-        """The offset per face: ``alpha`` as given (sign flipped to remove), else auto."""
-        import numpy as np
+    def alphas(self, z, alpha: float | None = None, remove: bool = False) -> np.ndarray:
+        """The offset per face: ``alpha`` as given (sign flipped to remove), else auto.
 
-        from dealwithit import vectors
-
+        Auto alpha takes the latent classifier to ``target_probability`` (or,
+        removing, down to ``1 - target_probability``).
+        """
         if alpha is not None:
             return np.full(len(z), -abs(alpha) if remove else alpha)
+        target = self.target_probability
         if remove:
             return vectors.alpha_for_removal(z, self.direction, self.classifier, 1.0 - target)
         return vectors.alpha_for_probability(z, self.direction, self.classifier, target)
 
     def decodes(self, crops, alpha=None, remove=False):
-        """``(decode(z), decode(z + a v))`` for aligned crops ``(n, S, S, 3)``, one decode batch."""
-        import numpy as np
+        """``(decode(z), decode(z + a v))`` for aligned crops ``(n, S, S, 3)``, one decode batch.
 
-        from dealwithit import edit
-
+        A photo edit needs both: the residual for the face, the edited decode for opaque lenses.
+        """
         z = self.encode(crops)
         both = np.concatenate(
             [z, edit.apply_direction(z, self.direction, self.alphas(z, alpha, remove))]
@@ -458,29 +631,25 @@ class Editor:
         return decoded[: len(z)], decoded[len(z) :]
 
     def residuals(self, crops, alpha=None, remove=False, scale: float = 1.0):
-        """``decode(z + a v) - decode(z)`` for aligned crops ``(n, S, S, 3)`` in [0, 1]."""
-        from dealwithit import edit
-
-        z = self.encode(crops)
-        alphas = self.alphas(z, alpha, remove) * scale
-        plain = self.decode(z)
-        edited = self.decode(edit.apply_direction(z, self.direction, alphas))
-        return edited - plain
+        """``decode(z + a v) - decode(z)`` for aligned crops ``(n, S, S, 3)`` in [0, 1], one decode."""
+        return edit.residual_edit(
+            crops,
+            self.encode,
+            self.decode,
+            self.direction,
+            lambda z: self.alphas(z, alpha, remove) * scale,
+        )
 
 
 def _counterfactuals(data_dir: Path, files, image_size: int):
     """The renderer's flipped-eyewear images of ``files``, or None when the folder has none."""
-    import numpy as np
-
-    from dealwithit import data
-
     folder = data_dir / "counterfactual"
     if not (folder / "list_counterfactual.txt").is_file():
         return None
     paths = [folder / name for name in files]
     if not all(path.is_file() for path in paths):
         return None
-    twins = np.stack([data.load_face(path, image_size) for path in paths]).astype("float32") / 255.0
+    twins = as_floats(np.stack([data.load_face(path, image_size) for path in paths]))
     styles = [sorted((folder / "styles").glob(f"{Path(name).stem}_*.jpg")) for name in files]
     count = min((len(found) for found, path in zip(styles, paths) if found), default=0)
     if not count:
@@ -490,8 +659,18 @@ def _counterfactuals(data_dir: Path, files, image_size: int):
     stacked = np.repeat(twins[:, None], 1 + count, axis=1)
     for i, found in enumerate(styles):
         for k, path in enumerate(found[:count]):
-            stacked[i, 1 + k] = data.load_face(path, image_size).astype("float32") / 255.0
+            stacked[i, 1 + k] = as_floats(data.load_face(path, image_size))
     return stacked
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateResult:
+    metrics: dict  # see ``evaluate.evaluate_edits``, plus reconstruction, data, split, weights
+    json_path: Path
+    figure: Path  # the dose-response curves
+
+    def report(self) -> str:
+        return edit_metrics.format_table(self.metrics) + f"\nMetrics written to {self.json_path}"
 
 
 def evaluate(
@@ -499,27 +678,23 @@ def evaluate(
     json_path: Path | None = None,
     limit: int | None = 500,
     progress: bool = True,
-) -> dict:
+    attribute: str | None = None,
+) -> EvaluateResult:
     """Flip rates, locality, leakage and (synthetic) counterfactual error on held-out faces.
 
     Works on any CelebA-layout folder, including faces the model never saw:
     ``workspace.data`` is the folder to judge, ``workspace.weights`` the models.
-
-    Returns:
-        The metrics dict also written to ``json_path`` (default ``outputs/<name>/metrics.json``).
+    The metrics go to ``json_path`` (default ``outputs/<name>/metrics.json``).
     """
-    from dealwithit import data, evaluate, model, plots
-
-    editor = Editor(workspace.weights, workspace.image_size)
+    editor = Editor(workspace.weights, workspace.image_size, attribute=attribute)
     judge, judge_config = model.load_classifier(_require(workspace.judge_dir, "train"))
-    cache_path = prepare(workspace, progress=progress)
-    with data.CelebACache(cache_path) as cache:
+    with data.CelebACache(prepare(workspace, progress=progress).cache) as cache:
         split = held_out_split(cache)
         images, z_mean, z_log_var = encode_split(editor.vae, cache, split, limit, progress=progress)
         labels = cache.attribute(editor.attribute, split)[: len(images)]
         files = cache.files(split)[: len(images)]
-    floats = images.astype("float32") / 255.0
-    metrics = evaluate.evaluate_edits(
+    floats = as_floats(images)
+    metrics = edit_metrics.evaluate_edits(
         floats,
         labels,
         editor.encode,
@@ -530,18 +705,20 @@ def evaluate(
         kind=editor.kind,
         attribute=editor.attribute,
         names=model.attribute_names(judge_config),
+        target_probability=editor.target_probability,
+        removal_probability=1.0 - editor.target_probability,
         counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
         progress=progress,
     )
-    metrics["reconstruction"] = evaluate.reconstruction_quality(
+    metrics["reconstruction"] = edit_metrics.reconstruction_quality(
         floats, z_mean, z_log_var, editor.decode(z_mean)
     )
+    metrics["target_probability"] = editor.target_probability
     metrics["data"] = str(workspace.data)
     metrics["split"] = split
     metrics["weights"] = str(workspace.weights)
-    json_path = json_path or workspace.outputs / "metrics.json"
-    write_json(json_path, metrics)
-    save_figure(
+    json_path = atomic.write_json(json_path or workspace.outputs / "metrics.json", metrics)
+    figure = save_figure(
         plots.dose_response_figure(
             {
                 "adding (negatives)": metrics["alpha_curve"],
@@ -550,44 +727,99 @@ def evaluate(
         ),
         workspace.outputs / "dose_response.png",
     )
-    print(evaluate.format_table(metrics))
-    print(f"Metrics written to {json_path}")
-    return metrics
+    return EvaluateResult(metrics, Path(json_path), figure)
 
 
 # ---------------------------------------------------------------- pictures and photos
 
 
-def pictures(workspace: Workspace, n_faces: int = 6, progress: bool = True) -> dict[str, Path]:
+@dataclasses.dataclass(frozen=True)
+class PicturesResult:
+    slider_grid: Path
+    gif: Path
+    reach: float  # median auto alpha of the faces shown
+
+    def report(self) -> str:
+        return f"Slider grid -> {self.slider_grid}\nDealWithIt GIF -> {self.gif}"
+
+
+def pictures(workspace: Workspace, n_faces: int = 6, progress: bool = True) -> PicturesResult:
     """The latent-slider grid and the DealWithIt GIF of held-out faces without the attribute."""
-    import numpy as np
-
-    from dealwithit import data, edit, plots, vectors
-
     editor = Editor(workspace.weights, workspace.image_size)
-    with data.CelebACache(prepare(workspace, progress=progress)) as cache:
+    with data.CelebACache(prepare(workspace, progress=progress).cache) as cache:
         split = held_out_split(cache)
         negatives = np.flatnonzero(~cache.attribute(editor.attribute, split))[:n_faces]
-        images = cache.images(split)[negatives].astype("float32") / 255.0
-    z = editor.encode(images)
-    reach = float(np.median(vectors.alpha_for_probability(z, editor.direction, editor.classifier)))
+        images = as_floats(cache.images(split)[negatives])
+    reach = float(np.median(editor.alphas(editor.encode(images))))
     alphas = np.linspace(-reach, 1.5 * reach, 6)
     grid = edit.slider_grid(images, editor.encode, editor.decode, editor.direction, alphas)
-    paths = {
-        "slider_grid": save_figure(
-            plots.slider_grid_figure(
-                grid,
-                alphas,
-                title=f"Sliding along the {editor.attribute} direction ({editor.kind})",
-            ),
-            workspace.outputs / "slider_grid.png",
-        )
-    }
+    slider_grid = save_figure(
+        plots.slider_grid_figure(
+            grid,
+            alphas,
+            title=f"Sliding along the {editor.attribute} direction ({editor.kind})",
+        ),
+        workspace.outputs / "slider_grid.png",
+    )
     frames = edit.dealwithit_frames(
         images[0], editor.encode, editor.decode, editor.direction, 1.2 * reach
     )
-    paths["gif"] = edit.save_gif(frames, workspace.outputs / "dealwithit.gif")
-    return paths
+    gif = edit.save_gif(frames, workspace.outputs / "dealwithit.gif")
+    return PicturesResult(slider_grid, gif, reach)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoEdit:
+    photo: Path
+    faces: int  # faces edited
+    output: Path
+    gif: Path | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyResult:
+    edits: list[PhotoEdit]
+
+    @property
+    def written(self) -> list[Path]:
+        """Every file written, in order (each photo, then its GIF)."""
+        return [path for e in self.edits for path in (e.output, e.gif) if path is not None]
+
+    def report(self) -> str:
+        lines = []
+        for e in self.edits:
+            lines.append(f"{e.photo}: edited {e.faces} face(s) -> {e.output}")
+            if e.gif is not None:
+                lines.append(f"  DealWithIt GIF -> {e.gif}")
+        return "\n".join(lines)
+
+
+def output_path(photo: Path, out: Path | None, count: int, suffix: str) -> Path:
+    """Where ``apply`` writes ``photo``'s edit: ``out`` itself for one photo, else a folder."""
+    name = f"{photo.stem}_dealwithit{suffix}"
+    if out is None:
+        return Path("outputs") / name
+    if out.suffix and count == 1:
+        return out
+    return out / name
+
+
+SOURCE_FILE = "source.json"
+
+
+def write_source(workspace: Workspace) -> Path:
+    """Records which data a weights folder is trained on (``source.json``), e.g. to warn on photos."""
+    synthetic = (workspace.data / "synthetic_factors.csv").is_file()
+    values = {"data": str(workspace.data), "synthetic": synthetic}
+    return atomic.write_json(workspace.weights / SOURCE_FILE, values)
+
+
+def trained_on_synthetic(weights: Path) -> bool:
+    """Whether ``weights`` learned from the synthetic faces (by ``source.json``, else its name)."""
+    path = Path(weights) / SOURCE_FILE
+    if path.is_file():
+        return bool(json.loads(path.read_text()).get("synthetic"))
+    return "synthetic" in Path(weights).name
 
 
 def apply_photos(
@@ -599,16 +831,22 @@ def apply_photos(
     remove: bool = False,
     gif: bool = False,
     face: int | None = None,
-) -> list[Path]:
+    attribute: str | None = None,
+) -> ApplyResult:
     """Puts sunglasses on every face of each photo (or takes them off) and saves the result.
 
-    Returns:
-        The written files: ``<stem>_dealwithit.jpg`` (and ``.gif``) beside ``out``.
+    Writes ``<stem>_dealwithit.jpg`` (and ``.gif``) beside ``out`` (see ``output_path``).
+    The lenses the edit draws are laid on opaquely (``faces.edit_layers``); the GIF
+    reuses the one encoding of each face for every frame.
     """
-    from dealwithit import edit, faces
-
-    editor = Editor(weights)
-    written = []
+    if trained_on_synthetic(weights):
+        log.warning(
+            f"Warning: {weights} learned from synthetic faces; on a real photo it changes little. "
+            f"Use the shipped real-face weights ({PRETRAINED}, the default for photos) or "
+            "weights trained on CelebA."
+        )
+    editor = Editor(weights, attribute=attribute)
+    edits = []
     for photo_path in photos:
         photo = faces.load_photo(photo_path)
         found = faces.detect_faces(photo)
@@ -616,7 +854,7 @@ def apply_photos(
             raise faces.PhotoError(
                 f"No face found in {photo_path}. Try a photo with a larger, frontal, well-lit face."
             )
-        target = _output_path(photo_path, out, len(photos), ".jpg")
+        target = output_path(Path(photo_path), out, len(photos), ".jpg")
         target.parent.mkdir(parents=True, exist_ok=True)
         rest, layers, used = faces.edit_photo(
             photo,
@@ -629,31 +867,29 @@ def apply_photos(
         edited = rest
         for layer in layers:
             edited = layer.composite(edited)
-        written.append(faces.save_photo(edited, target))
-        print(f"{photo_path}: edited {len(used)} face(s) -> {target}")
+        faces.save_photo(edited, target)
+        gif_path = None
         if gif:
             frames = faces.dealwithit_photo_frames(photo, edited, layers, used)
-            written.append(edit.save_gif(frames, target.with_suffix(".gif")))
-            print(f"  DealWithIt GIF -> {target.with_suffix('.gif')}")
-    return written
+            gif_path = edit.save_gif(frames, target.with_suffix(".gif"))
+        edits.append(PhotoEdit(Path(photo_path), len(used), target, gif_path))
+    return ApplyResult(edits)
 
 
-def _saved_image_size(weights: Path | None) -> int | None:
-    """The image size the VAE in ``weights`` was trained for, when there is one."""
-    from dealwithit.config import VAEConfig
-    from dealwithit.model import read_config
+@dataclasses.dataclass(frozen=True)
+class FaceEditResult:
+    index: int
+    alpha: float
+    output: Path
+    gif: Path | None
 
-    path = Path(weights or "") / "vae" / "config.json"
-    return read_config(VAEConfig, path.parent).image_size if weights and path.is_file() else None
+    @property
+    def written(self) -> list[Path]:
+        return [self.output] + ([self.gif] if self.gif is not None else [])
 
-
-def _output_path(photo: Path, out: Path | None, count: int, suffix: str) -> Path:
-    name = f"{photo.stem}_dealwithit{suffix}"
-    if out is None:
-        return Path("outputs") / name
-    if out.suffix and count == 1:
-        return out
-    return out / name
+    def report(self) -> str:
+        text = f"input | reconstruction | edit (alpha {self.alpha:+.2f}) -> {self.output}"
+        return text + (f"\nDealWithIt GIF -> {self.gif}" if self.gif is not None else "")
 
 
 def apply_dataset_face(
@@ -664,173 +900,87 @@ def apply_dataset_face(
     alpha=None,
     remove=False,
     gif=False,
-) -> list[Path]:
+    attribute: str | None = None,
+) -> FaceEditResult:
     """Edits one held-out face of the data set: before/after PNG and optionally the GIF."""
-    import numpy as np
-    from PIL import Image
-
-    from dealwithit import data, edit
-
-    editor = Editor(workspace.weights, workspace.image_size)
-    with data.CelebACache(prepare(workspace, progress=False)) as cache:
+    editor = Editor(workspace.weights, workspace.image_size, attribute=attribute)
+    with data.CelebACache(prepare(workspace, progress=False).cache) as cache:
         split = held_out_split(cache)
         count = len(cache.indices(split))
         if not 0 <= index < count:
             raise PipelineError(f"Expected --index in [0, {count - 1}]. Received: {index}")
-        image = cache.images(split, limit=index + 1)[index:].astype("float32") / 255.0
+        image = as_floats(cache.images(split, limit=index + 1)[index:])
     z = editor.encode(image)
     alphas = editor.alphas(z, alpha, remove)
-    plain = editor.decode(z)
-    edited = editor.decode(edit.apply_direction(z, editor.direction, alphas))
-    row = np.concatenate([image[0], plain[0], edited[0]], axis=1)
+    # Reconstruction and edit in one decoder call.
+    plain, edited = editor.decode(
+        np.concatenate([z, edit.apply_direction(z, editor.direction, alphas)])
+    )
+    row = np.concatenate([image[0], plain, edited], axis=1)
     out = out or workspace.outputs / f"face_{index}_dealwithit.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(row, 0, 1) * 255).round().astype("uint8")).resize(
-        (row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.NEAREST
-    ).save(out)
-    written = [out]
-    print(f"input | reconstruction | edit (alpha {alphas[0]:+.2f}) -> {out}")
+    picture = Image.fromarray((np.clip(row, 0, 1) * 255).round().astype("uint8"))
+    picture = picture.resize((row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.NEAREST)
+    with atomic.atomic_path(out) as temporary:
+        picture.save(temporary, format="PNG")
+    gif_path = None
     if gif:
         frames = edit.dealwithit_frames(
             image[0], editor.encode, editor.decode, editor.direction, alphas[0]
         )
-        written.append(edit.save_gif(frames, out.with_suffix(".gif")))
-        print(f"DealWithIt GIF -> {out.with_suffix('.gif')}")
-    return written
+        gif_path = edit.save_gif(frames, out.with_suffix(".gif"))
+    return FaceEditResult(index, float(alphas[0]), out, gif_path)
 
 
 # ---------------------------------------------------------------- everything
 
 
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    metrics: dict
+    pictures: list[Path]  # every picture to look at, in run order
+    minutes: float
+
+    def report(self) -> str:
+        lines = [f"\nDone in {self.minutes:.1f} min. Look at:"]
+        lines += [f"  {path}" for path in self.pictures]
+        return "\n".join(lines + ["  outputs/metrics.json"])
+
+
 def demo(
-    data: Path | None = None, image_size: int = 64, epochs: int | None = None, n: int = 20000
-) -> dict:
-    """synth → prepare → train → vector → evaluate → pictures, printing where each result is.
+    data_dir: Path | None = None,
+    image_size: int = 64,
+    epochs: int | None = None,
+    n: int = 20000,
+    report=None,
+) -> DemoResult:
+    """synth → prepare → train → vector → evaluate → pictures.
 
     A VAE already trained with the same config is reused, so a second
     ``make demo`` only re-runs the cheap steps.
+
+    Args:
+        data_dir: A CelebA-layout folder; default ``default_data()``.
+        image_size: Pixels per side.
+        epochs: VAE epochs (default: the config's).
+        n: Synthetic faces to render when the synthetic set is missing.
+        report: Called with each step's result as it finishes (the CLI prints them).
     """
-    import time
-
-    from dealwithit.config import VAEConfig
-
+    report = report or (lambda result: None)
     start = time.time()
-    data = Path(data) if data is not None else default_data()
-    if data == DEFAULT_SYNTHETIC and not (data / "list_attr_celeba.txt").exists():
-        synth(data, n)
-    workspace = Workspace(data, image_size)
+    folder = Path(data_dir) if data_dir is not None else default_data()
+    if folder == DEFAULT_SYNTHETIC and not (folder / data.ATTRIBUTE_FILE).exists():
+        report(synth(folder, n))
+    workspace = Workspace(folder, image_size)
     config = VAEConfig(image_size=image_size)
     if epochs is not None:
         config = config.replace(epochs=epochs)
-    train(workspace, config, retrain=False)
-    vector(workspace)
-    metrics = evaluate(workspace)
-    write_json(Path("outputs") / "metrics.json", metrics)
-    paths = pictures(workspace)
-    print(f"\nDone in {(time.time() - start) / 60:.1f} min. Look at:")
-    for name in ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png"):
-        print(f"  {workspace.outputs / name}")
-    print(f"  {paths['slider_grid']}\n  {paths['gif']}\n  outputs/metrics.json")
-    return metrics
-
-
-def run_command(args) -> int:
-    """Dispatches parsed CLI arguments (see ``cli.build_parser``); bad settings become ``PipelineError``."""
-    try:
-        return _run_command(args)
-    except (ValueError, FileExistsError) as error:
-        # Our own argument and config checks ("Expected image_size divisible by ...")
-        # are messages for the user; a ValueError raised inside a library keeps its traceback.
-        if _raised_here(error):
-            raise PipelineError(str(error)) from error
-        raise
-
-
-def _raised_here(error: BaseException) -> bool:
-    """Whether the innermost frame of ``error``'s traceback is in this package."""
-    traceback = error.__traceback__
-    while traceback is not None and traceback.tb_next is not None:
-        traceback = traceback.tb_next
-    package = str(Path(__file__).resolve().parent)
-    return traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(package)
-
-
-def _run_command(args) -> int:
-    from dealwithit.config import VAEConfig, VectorConfig
-
-    command = args.command
-    if command == "synth":
-        synth(args.out, args.n, args.seed, args.workers, args.overwrite)
-    elif command == "demo":
-        demo(args.data, args.image_size, args.epochs, args.n)
-    elif command == "notebooks":
-        from dealwithit import notebooks
-
-        notebooks.run_all(args.out, small=args.small)
-    else:
-        data = args.data if args.data is not None else default_data()
-        weights = getattr(args, "weights", None)
-        if weights is None and command in ("evaluate", "apply"):
-            weights = last_weights()
-        weights = weights or Workspace(data).weights
-        saved_size = _saved_image_size(weights) if command != "train" else None
-        image_size = args.image_size or saved_size or 64
-        workspace = Workspace(data, image_size, weights=weights)
-        if command == "prepare":
-            prepare(workspace, overwrite=args.overwrite)
-        elif command == "train":
-            config = VAEConfig(image_size=image_size)
-            overrides = {
-                "epochs": args.epochs,
-                "latent_dim": args.latent_dim,
-                "warmup_epochs": args.warmup_epochs,
-                "likelihood": args.likelihood,
-                "seed": args.seed,
-            }
-            if args.no_discriminative:
-                overrides["discriminative"] = False
-            if args.batch_norm:
-                overrides["batch_norm"] = True
-            if args.dropout is not None:
-                overrides["dropout"] = args.dropout
-            config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-            if args.resume and (workspace.vae_dir / "config.json").is_file():
-                from dealwithit.model import read_config
-
-                config = read_config(VAEConfig, workspace.vae_dir)
-            classifier_config = None
-            if args.classifier_epochs is not None:
-                from dealwithit.config import AttributeClassifierConfig
-
-                classifier_config = AttributeClassifierConfig(
-                    image_size=image_size, epochs=args.classifier_epochs
-                )
-            train(workspace, config, classifier_config, resume=args.resume, limit=args.limit)
-        elif command == "vector":
-            config = VectorConfig(attribute=args.attribute)
-            if args.conditions is not None:
-                config = config.replace(conditions=tuple(args.conditions))
-            vector(workspace, config)
-        elif command == "evaluate":
-            evaluate(workspace, args.json, args.limit)
-        elif command == "apply":
-            if args.photos:
-                apply_photos(
-                    workspace.weights,
-                    args.photos,
-                    args.out,
-                    alpha=args.alpha,
-                    remove=args.remove,
-                    gif=args.gif,
-                    face=args.face,
-                )
-            else:
-                apply_dataset_face(
-                    workspace,
-                    args.index,
-                    args.out,
-                    alpha=args.alpha,
-                    remove=args.remove,
-                    gif=args.gif,
-                )
-    return 0
+    report(train(workspace, config, retrain=False))
+    report(vector(workspace))
+    evaluated = evaluate(workspace)
+    report(evaluated)
+    atomic.write_json(Path("outputs") / "metrics.json", evaluated.metrics)
+    drawn = pictures(workspace)
+    report(drawn)
+    names = ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png")
+    shown = [workspace.outputs / name for name in names] + [drawn.slider_grid, drawn.gif]
+    return DemoResult(evaluated.metrics, shown, (time.time() - start) / 60)

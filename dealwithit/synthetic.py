@@ -25,12 +25,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
+from dealwithit import data
 from dealwithit.data import (
     ALIGNED_SIZE,
     CELEBA_ATTRIBUTES,
     CROP_BOX,
     EYE_BAND,
     LANDMARK_TEMPLATE,
+    check_positive,
 )
 
 ## Setup
@@ -1144,14 +1146,9 @@ def _render_chunk(task: tuple[str, int, int, tuple[int, ...]]) -> list[tuple]:
 
 
 def _partitions(n: int, seed: int) -> np.ndarray:
-    """A seeded split with exactly round(10 %) valid and test faces."""
-    n_valid = int(round(n * _SPLIT_FRACTIONS[1]))
-    n_test = int(round(n * _SPLIT_FRACTIONS[2]))
-    order = np.random.default_rng([seed, 0, _SPLIT_STREAM]).permutation(n)
-    partitions = np.zeros(n, dtype=np.int64)
-    partitions[order[:n_valid]] = 1
-    partitions[order[n_valid : n_valid + n_test]] = 2
-    return partitions
+    """The seeded 80/10/10 split, on its own random stream (see ``data.seeded_split``)."""
+    # Seeded with [seed, 0, _SPLIT_STREAM] so the split never shares a stream with a face.
+    return data.seeded_split(n, seed=[seed, 0, _SPLIT_STREAM], fractions=_SPLIT_FRACTIONS)
 
 
 def _tasks(folder: Path, seed: int, partitions: np.ndarray, chunk: int) -> Iterator[tuple]:
@@ -1214,14 +1211,10 @@ def contact_sheet(
 
 
 def _check_arguments(n, seed, workers) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"Expected `n` to be a positive number of faces. Received: n={n!r}")
+    check_positive("n", n)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"Expected `seed` to be a non-negative integer. Received: seed={seed!r}")
-    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise ValueError(
-            f"Expected `workers` to be None (all cores) or a positive integer. Received: workers={workers!r}"
-        )
+    check_positive("workers", workers, allow_none=True)
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logit
 from tqdm.auto import tqdm
+
+from dealwithit import atomic
 
 # The four ways we read a direction off the latent codes, in the order tables show them.
 DIRECTION_KINDS = (
@@ -41,6 +42,9 @@ DIRECTION_KINDS = (
 )
 
 VECTORS_FORMAT_VERSION = 1
+
+# The file that marks a complete folder of directions.
+VECTORS_FILE = "vectors.json"
 
 # Keys of vectors.json that save_vectors owns; metadata may not overwrite them.
 _RESERVED_KEYS = ("format_version", "latent_dim", "kinds", "norms", "kind_cosines", "classifier")
@@ -218,7 +222,9 @@ class LatentClassifier:
         return cls(weights=np.asarray(values["weights"], dtype=np.float64), bias=values["bias"])
 
 
-def fit_latent_classifier(z: Any, labels: Any, l2: float = 1.0, seed: int = 0) -> LatentClassifier:
+def fit_latent_classifier(
+    z: Any, labels: Any, inverse_l2: float = 1.0, seed: int = 0
+) -> LatentClassifier:
     """Fits a logistic regression of an attribute on latent codes.
 
     The features are standardized for the solver, then the scaling is folded
@@ -231,8 +237,8 @@ def fit_latent_classifier(z: Any, labels: Any, l2: float = 1.0, seed: int = 0) -
     Args:
         z: Latent codes ``(n, latent_dim)``, usually ``z_mean``.
         labels: ``(n,)`` booleans, -1/+1 or 0/1.
-        l2: Inverse regularisation strength ``C`` of scikit-learn's L2 penalty
-            (larger = weaker penalty), as ``VectorConfig.l2``.
+        inverse_l2: Inverse regularisation strength ``C`` of scikit-learn's L2 penalty
+            (larger = weaker penalty), as ``VectorConfig.inverse_l2``.
         seed: Seed for the solver, for reproducibility.
 
     Returns:
@@ -246,12 +252,16 @@ def fit_latent_classifier(z: Any, labels: Any, l2: float = 1.0, seed: int = 0) -
     z = _as_latents(z)
     labels = as_bool_labels(labels)
     _check_two_classes(labels, z.shape[0], "labels")
-    if not l2 > 0:
-        raise ValueError(f"Expected l2 (the inverse penalty C) > 0. Received: l2={l2}")
+    if not inverse_l2 > 0:
+        raise ValueError(
+            f"Expected inverse_l2 (scikit-learn's C) > 0. Received: inverse_l2={inverse_l2}"
+        )
     mean = z.mean(axis=0)
     std = z.std(axis=0)
     std[std < 1e-12] = 1.0  # a constant dimension carries no signal; keep it finite
-    model = LogisticRegression(C=l2, class_weight="balanced", max_iter=2000, random_state=seed)
+    model = LogisticRegression(
+        C=inverse_l2, class_weight="balanced", max_iter=2000, random_state=seed
+    )
     model.fit((z - mean) / std, labels)
     coef = model.coef_.reshape(-1)
     weights = coef / std
@@ -438,13 +448,13 @@ def conditional_direction(
     z: Any,
     labels: Any,
     conditions: Any,
-    l2: float = 1.0,
+    inverse_l2: float = 1.0,
     seed: int = 0,
     classifier: LatentClassifier | None = None,
 ) -> np.ndarray:
     """The attribute's classifier normal with the conditions' normals projected out.
 
-    One latent classifier is fitted per condition attribute (same ``l2`` and
+    One latent classifier is fitted per condition attribute (same ``inverse_l2`` and
     ``seed``); their unit normals are removed from the attribute's normal with
     ``project_out``, so an edit along the result leaves each condition
     classifier's score exactly unchanged (InterFaceGAN, arXiv 2005.09635).
@@ -453,7 +463,7 @@ def conditional_direction(
         z: ``(n, latent_dim)`` latent codes.
         labels: ``(n,)`` attribute labels.
         conditions: ``(n, k)`` condition labels (booleans, -1/+1 or 0/1).
-        l2: Inverse penalty C of every logistic regression.
+        inverse_l2: Inverse penalty C of every logistic regression.
         seed: Solver seed.
         classifier: The attribute's already fitted classifier, to avoid refitting.
 
@@ -465,9 +475,11 @@ def conditional_direction(
     if conditions.ndim == 1:
         conditions = conditions[:, None]
     if classifier is None:
-        classifier = fit_latent_classifier(z, labels, l2=l2, seed=seed)
+        classifier = fit_latent_classifier(z, labels, inverse_l2=inverse_l2, seed=seed)
     normals = [
-        classifier_normal(fit_latent_classifier(z, conditions[:, j], l2=l2, seed=seed))
+        classifier_normal(
+            fit_latent_classifier(z, conditions[:, j], inverse_l2=inverse_l2, seed=seed)
+        )
         for j in range(conditions.shape[1])
     ]
     return project_out(classifier_normal(classifier), np.array(normals).reshape(-1, z.shape[1]))
@@ -488,7 +500,7 @@ def compute_directions(
     names: Sequence[str],
     attribute: str = "Eyeglasses",
     conditions: Sequence[str] = ("Male", "Young"),
-    l2: float = 1.0,
+    inverse_l2: float = 1.0,
     seed: int = 0,
     classifier: LatentClassifier | None = None,
 ) -> dict[str, np.ndarray]:
@@ -501,7 +513,7 @@ def compute_directions(
         attribute: The attribute to find, CelebA spelling.
         conditions: Attributes to balance ("balanced_mean_difference") and
             project out ("conditional").
-        l2: Inverse penalty C of the logistic regressions.
+        inverse_l2: Inverse penalty C of the logistic regressions.
         seed: Solver seed.
         classifier: The attribute's fitted latent classifier, if already at hand.
 
@@ -520,13 +532,13 @@ def compute_directions(
     for j, condition in enumerate(conditions):
         condition_labels[:, j] = _column(attributes, names, condition)
     if classifier is None:
-        classifier = fit_latent_classifier(z, labels, l2=l2, seed=seed)
+        classifier = fit_latent_classifier(z, labels, inverse_l2=inverse_l2, seed=seed)
     return {
         "mean_difference": mean_difference(z, labels),
         "balanced_mean_difference": balanced_mean_difference(z, labels, condition_labels),
         "classifier_normal": classifier_normal(classifier),
         "conditional": conditional_direction(
-            z, labels, condition_labels, l2=l2, seed=seed, classifier=classifier
+            z, labels, condition_labels, inverse_l2=inverse_l2, seed=seed, classifier=classifier
         ),
     }
 
@@ -551,7 +563,7 @@ def attribute_directions(
     attributes: Any,
     names: Sequence[str],
     method: str = "mean_difference",
-    l2: float = 1.0,
+    inverse_l2: float = 1.0,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
@@ -563,7 +575,7 @@ def attribute_directions(
         names: Column names.
         method: "mean_difference" (fast) or "classifier_normal" (one logistic
             regression per attribute; slower, closer to what edits use).
-        l2: Inverse penalty C for "classifier_normal".
+        inverse_l2: Inverse penalty C for "classifier_normal".
         seed: Solver seed.
         progress: Show a tqdm bar.
 
@@ -590,7 +602,9 @@ def attribute_directions(
         if method == "mean_difference":
             vectors[name] = mean_difference(z, column)
         else:
-            vectors[name] = classifier_normal(fit_latent_classifier(z, column, l2=l2, seed=seed))
+            vectors[name] = classifier_normal(
+                fit_latent_classifier(z, column, inverse_l2=inverse_l2, seed=seed)
+            )
     return vectors
 
 
@@ -612,13 +626,6 @@ def attribute_cosines(direction: Any, attribute_vectors: Mapping[str, Any]) -> d
 
 
 ## Saving
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -674,7 +681,8 @@ def save_vectors(
             raise ValueError(f"Expected a plain file-name kind. Received: {kind!r}")
         arrays[kind] = as_direction(vector, classifier.latent_dim)
     for kind, vector in arrays.items():
-        _atomic_write_bytes(directory / f"{kind}.npy", lambda h, v=vector: np.save(h, v))
+        with atomic.atomic_path(directory / f"{kind}.npy") as temporary:
+            np.save(temporary, vector)
     kinds, matrix = cosine_table(arrays)
     record = {
         "format_version": VECTORS_FORMAT_VERSION,
@@ -685,10 +693,7 @@ def save_vectors(
         "classifier": classifier.to_dict(),
         **_jsonable(metadata),
     }
-    path = directory / "vectors.json"
-    text = json.dumps(record, indent=2) + "\n"
-    _atomic_write_bytes(path, lambda h: h.write(text.encode()))
-    return path
+    return atomic.write_json(directory / VECTORS_FILE, record)
 
 
 def load_vectors(
@@ -743,6 +748,90 @@ def load_vectors(
             )
         directions[kind] = as_direction(vector, saved_dim)
     return directions, classifier, record
+
+
+CODES_FILE = "codes.npz"
+
+
+def save_codes(directory: str | Path, **codes: Any) -> Path:
+    """Saves the latent codes the vectors were fitted on (``codes.npz``), atomically.
+
+    Later steps (notebook 04, other attributes' directions) load them instead
+    of encoding the data again.
+
+    Args:
+        directory: The vectors folder.
+        **codes: ``name=(n, latent_dim)`` arrays, e.g. ``z_train``, ``z_held``.
+
+    Returns:
+        The path written.
+    """
+    with atomic.atomic_path(Path(directory) / CODES_FILE) as temporary:
+        np.savez(temporary, **{name: np.asarray(value) for name, value in codes.items()})
+    return Path(directory) / CODES_FILE
+
+
+def load_codes(directory: str | Path) -> dict[str, np.ndarray]:
+    """The codes ``save_codes`` wrote, by name.
+
+    Raises:
+        VectorsNotFoundError: No ``codes.npz`` in ``directory``.
+    """
+    path = Path(directory) / CODES_FILE
+    if not path.is_file():
+        raise VectorsNotFoundError(
+            f"Expected saved latent codes at {path}, found nothing. "
+            "Run `python -m dealwithit vector` (or notebook 03) to write them."
+        )
+    with np.load(path) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def format_report(
+    attribute: str,
+    split: str,
+    n: int,
+    latent_report: Mapping[str, Any],
+    pixel_report: Mapping[str, Any],
+    kinds: Sequence[str],
+    kind_cosines: Any,
+    attribute_cosines: Mapping[str, float],
+    kind: str,
+    top: int = 6,
+) -> str:
+    """The plain-text report of a ``vector`` run: AUCs, cosines between kinds, leaks of ``kind``.
+
+    Args:
+        attribute: The attribute, CelebA spelling.
+        split: The held-out split the reports use.
+        n: Held-out faces.
+        latent_report: ``classification_report`` of the latent classifier.
+        pixel_report: ``classification_report`` of the pixel judge.
+        kinds: Direction kinds, in ``cosine_table`` order.
+        kind_cosines: ``(len(kinds), len(kinds))`` cosines.
+        attribute_cosines: ``{name: cosine}`` of ``kind``'s direction with each attribute's.
+        kind: The direction edits use.
+        top: How many attribute cosines to list, largest first.
+
+    Returns:
+        A multi-line string.
+    """
+
+    def number(value: Any) -> str:  # AUC is None when the held-out faces have one class
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"{attribute} on Z ({split}, n={n}): AUC {number(latent_report['roc_auc'])}, "
+        f"balanced accuracy {number(latent_report['balanced_accuracy'])}; pixel judge AUC "
+        f"{number(pixel_report['roc_auc'])}",
+        "Cosines between directions:",
+        "  " + " ".join(f"{k[:12]:>12}" for k in kinds),
+    ]
+    for name, row in zip(kinds, np.asarray(kind_cosines)):
+        lines.append(f"  {name[:24]:<24}" + " ".join(f"{v:12.3f}" for v in row))
+    largest = sorted(attribute_cosines.items(), key=lambda kv: -abs(kv[1]))[:top]
+    lines.append(f"  {kind} vs other attributes: " + ", ".join(f"{k} {v:+.2f}" for k, v in largest))
+    return "\n".join(lines)
 
 
 ## Auto alpha

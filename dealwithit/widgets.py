@@ -10,18 +10,15 @@ exactly that). Reference: http://gabgoh.github.io/ThoughtVectors/
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets
 import numpy as np
 from PIL import Image
 
-from dealwithit.edit import apply_direction, to_pil
+from dealwithit.edit import Decode, Encode, apply_direction, check_images, to_pil
 from dealwithit.vectors import as_direction
-
-Encode = Callable[[np.ndarray], np.ndarray]
-Decode = Callable[[np.ndarray], np.ndarray]
 
 
 class LatentSliders:
@@ -65,16 +62,7 @@ class LatentSliders:
         size: int = 192,
         steps: int = 20,
     ):
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
-            raise ValueError(
-                "Expected images of shape (n, S, S, 3) with n >= 1, floats in [0, 1]. "
-                f"Received: shape={images.shape}"
-            )
-        if images.dtype == np.uint8:
-            raise ValueError(
-                "Expected float images in [0, 1] for the model. Received uint8; divide by 255 first."
-            )
+        images = check_images(images)
         if not directions:
             raise ValueError("Expected at least one direction. Received: an empty mapping.")
         if isinstance(limits, Mapping):

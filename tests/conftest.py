@@ -1,4 +1,4 @@
-"""Shared fixtures: small CelebA-layout folders built in ``tmp_path``.
+"""Shared fixtures: small CelebA-layout folders and tiny weights folders built in ``tmp_path``.
 
 The folders are written here, independently of ``dealwithit.synthetic``, so the
 loader tests do not depend on the face renderer.
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dealwithit import model, vectors
+from dealwithit.config import AttributeClassifierConfig, VAEConfig
 from dealwithit.data import ALIGNED_SIZE, CELEBA_ATTRIBUTES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +158,55 @@ def synthetic_cache(synthetic_folder: Path, tmp_path_factory: pytest.TempPathFac
     return data.prepare_cache(
         synthetic_folder, tmp_path_factory.mktemp("cache") / "synthetic_16.h5", 16, progress=False
     )
+
+
+# A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents).
+TINY_VAE = VAEConfig(
+    image_size=16, filters=(8, 16), latent_dim=4, batch_size=16, discriminative=False
+)
+TINY_DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def write_weights(
+    folder: Path,
+    vector_config: dict | None = None,
+    judge: bool = False,
+    classifier: vectors.LatentClassifier | None = None,
+) -> Path:
+    """A weights folder as ``train`` + ``vector`` leave it: an untrained tiny ``vae/`` and ``vectors/``.
+
+    Args:
+        folder: Where to write (``<folder>/vae``, ``<folder>/vectors``).
+        vector_config: The ``VectorConfig`` dict saved with the vectors (None: none saved).
+        judge: Also save an untrained 16x16 judge in ``<folder>/judge``.
+        classifier: The latent classifier; default ``w = e_0``, ``b = 0``.
+    """
+    model.save_vae(model.build_vae(TINY_VAE), folder / "vae")
+    metadata: dict = {"attribute": "Eyeglasses", "kind": "conditional"}
+    if vector_config is not None:
+        metadata["config"] = vector_config
+    vectors.save_vectors(
+        folder / "vectors",
+        {"conditional": TINY_DIRECTION},
+        classifier or vectors.LatentClassifier(weights=TINY_DIRECTION, bias=0.0),
+        metadata,
+    )
+    if judge:
+        config = AttributeClassifierConfig(image_size=16, filters=(8, 16), dense_units=8)
+        model.save_classifier(model.build_attribute_classifier(config), config, folder / "judge")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_weights() -> Callable[..., Path]:
+    """``write_weights`` as a fixture: ``make_weights(folder, vector_config=None, judge=False, classifier=None)``."""
+    return write_weights
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory (the CLI writes data/cache, weights/, outputs/ under it)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work

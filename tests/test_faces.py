@@ -31,13 +31,7 @@ def _needs_celeba():
 
 def _background(width=1024, height=768, seed=0):
     """A colour gradient with blurred noise: photo-like, and no faces."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:height, 0:width]
-    base = np.stack(
-        [60 + 120 * cols / width, 80 + 100 * rows / height, 150 - 60 * cols / width], axis=-1
-    )
-    noise = cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)).astype(np.float32), (0, 0), 2)
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
+    return faces.canvas(width, height, seed)
 
 
 def _paste(photo, name, centre, scale, angle):
@@ -47,16 +41,7 @@ def _paste(photo, name, centre, scale, angle):
         The new photo and the `(2, 3)` map from the 178x218 frame to the photo.
     """
     face = np.asarray(Image.open(IMAGES / name).convert("RGB"))
-    matrix = cv2.getRotationMatrix2D(tuple(FRAME_CENTRE), angle, scale)
-    matrix[:, 2] += np.asarray(centre, float) - FRAME_CENTRE
-    height, width = photo.shape[:2]
-    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    warped = cv2.warpAffine(face, matrix, (width, height), flags=flags)
-    rows, cols = np.mgrid[0:218, 0:178]
-    oval = np.hypot((cols - 89) / 85, (rows - 109) / 105)
-    alpha = np.clip((1 - oval) * 8, 0, 1).astype(np.float32)
-    alpha = cv2.warpAffine(alpha, matrix, (width, height))[..., None]
-    return np.rint(photo * (1 - alpha) + warped * alpha).astype(np.uint8), matrix
+    return faces.paste_frame(photo, face, centre, scale, angle)
 
 
 def _apply(matrix, points):

@@ -98,6 +98,20 @@ def test_notebook_follows_the_house_rules(path):
     assert source.count("keras.utils.set_random_seed(seed)") == 1
 
 
+def test_later_notebooks_reuse_saved_codes_instead_of_encoding_again():
+    """03 takes its codes from one ``pipeline.vector`` call; 04 loads what 03 saved."""
+    source = {
+        path.name: "\n".join(cell.source for cell in _code_cells(_read(path))) for path in PATHS
+    }
+    assert "encode_split" not in source["03_latent_classifier.ipynb"]
+    assert source["03_latent_classifier.ipynb"].count("pipeline.vector(") == 1
+    assert "encode_split" not in source["04_sunglasses_vector.ipynb"]
+    assert "vectors.load_codes(" in source["04_sunglasses_vector.ipynb"]
+    for name, text in source.items():
+        assert "os.chdir" not in text, f"{name}: notebooks.open_workspace moves to the root"
+        assert "notebooks.open_workspace(" in text, name
+
+
 def test_small_parameters_are_declared_with_the_defaults_types():
     """Every SMALL_PARAMETERS key reaches a notebook, as the type that notebook declares."""
     declared = {}

@@ -76,15 +76,6 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the CLI writes data/cache, weights/, outputs/ under it)."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 # ## Data
 
 
@@ -465,18 +456,9 @@ def test_bad_image_size_is_one_clear_line(command, size, tiny_celeba, workdir, c
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory, make_weights) -> Path:
     """A weights folder as `train` + `vector` leave it: vae/ (16x16, 4 latents) and vectors/."""
-    weights = tmp_path_factory.mktemp("weights") / "tiny"
-    model.save_vae(model.build_vae(TINY_VAE), weights / "vae")
-    direction = np.array([1.0, 0.0, 0.0, 0.0])
-    vectors.save_vectors(
-        weights / "vectors",
-        {"conditional": direction},
-        vectors.LatentClassifier(weights=direction, bias=0.0),
-        {"attribute": "Eyeglasses", "kind": "conditional"},
-    )
-    return weights
+    return make_weights(tmp_path_factory.mktemp("weights") / "tiny")
 
 
 @pytest.fixture

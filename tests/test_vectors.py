@@ -108,7 +108,7 @@ def test_classifier_weights_are_in_raw_latent_units():
     rng = np.random.default_rng(2)
     z = rng.normal(size=(500, 5)) * np.array([0.1, 1.0, 5.0, 2.0, 0.5]) + np.array([3, -1, 0, 2, 7])
     labels = z[:, 0] * 10 + z[:, 2] * 0.3 + rng.normal(size=500) > 30
-    ours = fit_latent_classifier(z, labels, l2=0.5)
+    ours = fit_latent_classifier(z, labels, inverse_l2=0.5)
     reference = make_pipeline(
         StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)
     ).fit(z, labels)

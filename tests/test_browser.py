@@ -250,9 +250,10 @@ def test_notebook_04_slider_changes_the_face_in_jupyterlab(tmp_path):
             page.wait_for_selector(
                 ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=KERNEL_TIMEOUT_MS
             )
-            # Run > Run All Cells acts on the current notebook: click into it first,
-            # and click the item only once JupyterLab has enabled it.
-            page.locator(".jp-Notebook .jp-Cell").first.click()
+            # Run > Run All Cells acts on the current notebook: click into it first
+            # (on a prompt; the first cell's text holds a link), and click the item
+            # only once JupyterLab has enabled it.
+            page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
             page.get_by_role("menuitem", name="Run", exact=True).click()
             run_all = page.get_by_role("menuitem", name="Run All Cells", exact=True)
             expect(run_all).to_be_enabled()

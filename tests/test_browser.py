@@ -280,7 +280,7 @@ def test_notebook_04_slider_changes_the_face_in_jupyterlab(tmp_path):
             picture.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
             readout = slider.locator(".widget-readout")
             expect(readout).to_have_text(re.compile(r"\d"), timeout=WIDGET_TIMEOUT_MS)
-            readout_before = readout.inner_text()
+            readout_before = readout.text_content().strip()
             page.wait_for_function(
                 _SETTLED_JS, arg=picture.element_handle(), timeout=WIDGET_TIMEOUT_MS, polling=250
             )
@@ -301,7 +301,7 @@ def test_notebook_04_slider_changes_the_face_in_jupyterlab(tmp_path):
             page.mouse.move(track_box["x"] + target * track_box["width"], y, steps=10)
             page.mouse.up()
 
-            readout_after = readout.inner_text()
+            readout_after = readout.text_content().strip()
             assert readout_after != readout_before, "the drag did not move the slider"
             # The kernel answers each value with a new PNG, i.e. a new blob URL.
             # Wait for the first answer, then until the answers have stopped.

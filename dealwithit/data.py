@@ -696,12 +696,13 @@ def prepare_cache(
                 stacklevel=2,
             )
             overwrite = True
-        raise DataError(
-            f"Expected {cache_path} to be absent or a cache of {root} at {image_size}x"
-            f"{image_size} ({listed} images), found "
-            + ("a different cache: " + json.dumps(existing) if existing else "another file")
-            + ". Pass --overwrite (overwrite=True) to replace it, or choose another cache_path."
-        )
+        else:
+            raise DataError(
+                f"Expected {cache_path} to be absent or a cache of {root} at {image_size}x"
+                f"{image_size} ({listed} images), found "
+                + ("a different cache: " + json.dumps(existing) if existing else "another file")
+                + ". Pass --overwrite (overwrite=True) to replace it, or choose another cache_path."
+            )
 
     on_disk = set(os.listdir(image_dir))
     missing = [name for name in files if name not in on_disk]

@@ -505,7 +505,8 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
     latent_scores = classifier.predict_proba(z_held)
     pixel_scores = judge_scores(judge, judge_config, held_images, config.attribute)
     latent_report = vectors.classification_report(labels_held, latent_scores)
-    pixel_report = vectors.classification_report(labels_held, pixel_scores)
+    judged = np.isfinite(pixel_scores).all()  # a judge trained before this attribute existed: no
+    pixel_report = vectors.classification_report(labels_held, pixel_scores) if judged else None
     directions = vectors.compute_directions(
         z_train,
         attributes_train,
@@ -537,7 +538,8 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
     save_figure(
         plots.roc_figure(
             labels_held,
-            {"latent classifier (Z)": latent_scores, "pixel judge": pixel_scores},
+            {"latent classifier (Z)": latent_scores}
+            | ({"pixel judge": pixel_scores} if judged else {}),
             title=f"{config.attribute}: held-out ROC",
         ),
         workspace.outputs / "roc.png",

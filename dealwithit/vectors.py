@@ -823,7 +823,7 @@ def format_report(
     lines = [
         f"{attribute} on Z ({split}, n={n}): AUC {number(latent_report['roc_auc'])}, "
         f"balanced accuracy {number(latent_report['balanced_accuracy'])}; pixel judge AUC "
-        f"{number(pixel_report['roc_auc'])}",
+        f"{number(pixel_report['roc_auc']) if pixel_report else 'n/a (the judge never learned it)'}",
         "Cosines between directions:",
         "  " + " ".join(f"{k[:12]:>12}" for k in kinds),
     ]

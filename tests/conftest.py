@@ -182,11 +182,11 @@ def write_weights(
         classifier: The latent classifier; default ``w = e_0``, ``b = 0``.
     """
     model.save_vae(model.build_vae(TINY_VAE), folder / "vae")
-    metadata: dict = {"attribute": "Eyeglasses", "kind": "conditional"}
+    metadata: dict = {"attribute": "Sunglasses", "kind": "conditional"}
     if vector_config is not None:
         metadata["config"] = vector_config
     vectors.save_vectors(
-        folder / "vectors",
+        folder / "vectors" / "Sunglasses",
         {"conditional": TINY_DIRECTION},
         classifier or vectors.LatentClassifier(weights=TINY_DIRECTION, bias=0.0),
         metadata,

@@ -470,3 +470,14 @@ def test_shared_subset_cache_streams(shared_cache, shared_celeba):
     assert count == 500
     assert 0.2 < total / (500 * 64 * 64 * 3) < 0.8  # real faces, not black or white frames
     assert len(make_dataset(shared_cache, "train", batch_size=64)) == math.ceil(n_train / 64)
+
+
+def test_a_cache_of_an_older_format_is_rebuilt_with_a_warning(tiny_celeba, tmp_path):
+    path = build(tiny_celeba, tmp_path)
+    with h5py.File(path, "r+") as file:
+        file.attrs["format"] = data.CACHE_FORMAT - 1
+        del file["lens_cheek_ratio"]
+    with pytest.warns(UserWarning, match="Rebuilding .* format"):
+        assert build(tiny_celeba, tmp_path) == path
+    with CelebACache(path) as cache:
+        assert len(cache.lens_cheek_ratio()) == 24 and "Sunglasses" in cache.attribute_names

@@ -177,7 +177,7 @@ def test_notebooks_run_in_order_with_the_small_parameters(tmp_path):
     assert (
         json.loads((weights / "vae_plain" / "config.json").read_text())["discriminative"] is False
     )
-    assert (weights / "vectors" / "vectors.json").is_file()
+    assert (weights / "vectors" / "Sunglasses" / "vectors.json").is_file()
     outputs = work / "outputs" / "synthetic"
     assert (outputs / "dealwithit.gif").is_file()
     metrics = json.loads((outputs / "metrics.json").read_text())

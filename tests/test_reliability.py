@@ -516,15 +516,15 @@ def test_apply_before_vector_says_to_run_vector(weights_copy, workdir, capsys):
 
 
 def test_vectors_folder_without_vectors_json_is_one_clear_line(weights_copy, workdir, capsys):
-    (weights_copy / "vectors" / "vectors.json").unlink()
+    (weights_copy / "vectors" / "Sunglasses" / "vectors.json").unlink()
     code, _, err = run_cli(capsys, "apply", "--weights", weights_copy)
-    assert_clear_error(code, err, "vectors.json", "python -m dealwithit vector")
+    assert_clear_error(code, err, "vectors for Sunglasses", "python -m dealwithit vector")
 
 
 def test_vectors_of_another_latent_size_are_one_clear_line(weights_copy, workdir, capsys):
     direction = np.eye(8)[0]
     vectors.save_vectors(
-        weights_copy / "vectors",
+        weights_copy / "vectors" / "Sunglasses",
         {"conditional": direction},
         vectors.LatentClassifier(weights=direction, bias=0.0),
         {"kind": "conditional"},

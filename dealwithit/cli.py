@@ -126,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=positive_int, default=None, help="use at most this many training images"
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="one device; every local device; or the machines of TF_CONFIG (README: Scaling out)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="VAE compute precision (default float32); bfloat16 keeps float32 weights and losses",
+    )
 
     p = sub.add_parser(
         "vector",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 DEFAULT_SYNTHETIC = Path("data/synthetic")
@@ -167,15 +168,21 @@ def train(
     limit: int | None = None,
     progress: bool = True,
     retrain: bool = True,
+    strategy=None,
 ) -> dict:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
 
     A classifier already trained with the same config is reused, so re-running
     ``train`` to try VAE settings does not retrain it. With ``retrain=False``
     (``make demo``) the VAE is reused too when its saved config is the same.
+    The VAE trains under ``strategy`` (``training.make_strategy``); the
+    classifiers train on each machine alone (same seed, same data). A
+    multi-worker run's workers other than the chief only train (see
+    ``_train_on_worker``) and keep no files.
 
     Returns:
-        The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``).
+        The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``);
+        ``{}`` on a worker other than the chief.
     """
     from dealwithit import model, training
     from dealwithit.config import AttributeClassifierConfig, VAEConfig
@@ -185,6 +192,8 @@ def train(
         image_size=workspace.image_size
     )
     cache = prepare(workspace, progress=progress)
+    if not training.is_chief(strategy):
+        return _train_on_worker(workspace, vae_config, classifier_config, cache, limit, strategy)
     classifier = None
     if vae_config.discriminative:
         classifier = attribute_classifier(
@@ -212,11 +221,41 @@ def train(
         resume=resume,
         progress=progress,
         limit=limit,
+        strategy=strategy,
     )
     remember_weights(workspace.weights)
     quality = vae_report(workspace, vae)
     print("Held-out reconstruction:", json.dumps(quality))
     return quality
+
+
+def _train_on_worker(workspace, vae_config, classifier_config, cache, limit, strategy) -> dict:
+    """``train`` on a multi-worker run's worker other than the chief: the same VAE steps, no files kept.
+
+    The DR classifier is reused from ``workspace`` when it is there with the same
+    config (as on the chief), else trained alone into a temporary folder; the
+    VAE's files go to a temporary folder too (``training.train_vae``).
+    """
+    from dealwithit import training
+
+    classifier = None
+    if vae_config.discriminative:
+        with training.worker_directory(workspace.classifier_dir, strategy) as scratch:
+            if workspace.classifier_dir.is_dir():
+                shutil.copytree(workspace.classifier_dir, scratch)
+            classifier = attribute_classifier(
+                scratch, classifier_config, cache, False, limit, False
+            )
+    training.train_vae(
+        cache,
+        vae_config,
+        workspace.vae_dir,
+        classifier=classifier,
+        progress=False,
+        limit=limit,
+        strategy=strategy,
+    )
+    return {}
 
 
 def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):
@@ -768,6 +807,7 @@ def _run_command(args) -> int:
                 "warmup_epochs": args.warmup_epochs,
                 "likelihood": args.likelihood,
                 "seed": args.seed,
+                "precision": args.precision,
             }
             if args.no_discriminative:
                 overrides["discriminative"] = False
@@ -787,7 +827,17 @@ def _run_command(args) -> int:
                 classifier_config = AttributeClassifierConfig(
                     image_size=image_size, epochs=args.classifier_epochs
                 )
-            train(workspace, config, classifier_config, resume=args.resume, limit=args.limit)
+            from dealwithit import training
+
+            strategy = training.make_strategy(args.strategy)  # before other TensorFlow work
+            train(
+                workspace,
+                config,
+                classifier_config,
+                resume=args.resume,
+                limit=args.limit,
+                strategy=strategy,
+            )
         elif command == "vector":
             config = VectorConfig(attribute=args.attribute)
             if args.conditions is not None:

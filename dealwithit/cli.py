@@ -134,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "float16"),
         default=None,
-        help="VAE compute precision (default float32); bfloat16 keeps float32 weights and losses",
+        help="VAE compute precision (default float32): bfloat16 on CPUs with avx512_bf16/AMX, "
+        "float16 on GPUs; both keep float32 weights and losses",
     )
 
     p = sub.add_parser(

@@ -92,12 +92,16 @@ class VAEConfig(_JsonConfig):
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
-    precision: str = "float32"  # or "bfloat16": bfloat16 compute, float32 weights and losses
+    precision: str = (
+        "float32"  # "bfloat16" (CPU) or "float16" (GPU): 16-bit compute, float32 weights
+    )
+    # and losses
 
     def __post_init__(self) -> None:
-        if self.precision not in ("float32", "bfloat16"):
+        if self.precision not in ("float32", "bfloat16", "float16"):
             raise ValueError(
-                f"Expected precision 'float32' or 'bfloat16'. Received: precision={self.precision!r}"
+                "Expected precision 'float32', 'bfloat16' or 'float16'. "
+                f"Received: precision={self.precision!r}"
             )
         if self.likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(

@@ -29,9 +29,10 @@ CLASSIFIER_FILE = "classifier.keras"
 CONFIG_FILE = "config.json"
 
 
-# Keras dtype policy of each VAEConfig.precision. "mixed_bfloat16" computes in
-# bfloat16 and keeps variables in float32; float16 would also need loss scaling.
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# Keras dtype policy of each VAEConfig.precision: the mixed ones compute in 16 bits
+# and keep variables in float32. bfloat16 suits CPUs with avx512_bf16/AMX (and
+# TPUs); float16 suits GPUs, where compile() adds the loss scaling it needs.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 @contextlib.contextmanager

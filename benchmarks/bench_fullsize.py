@@ -93,12 +93,8 @@ def child_train(path: str, image_size: str, n_batches: str) -> None:
     vae = model.build_vae(config, classifier)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     dataset, _ = training._endless(data.make_dataset(path, "train", batch_size, seed=0))
-    iterator = iter(dataset)
-    vae.fit(iterator, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up: tracing
-    rate = harness.measure_rate(
-        lambda: vae.fit(iterator, steps_per_epoch=n_batches, epochs=1, verbose=0),
-        n_batches * batch_size,
-    )
+    vae.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up: builds train_function
+    rate = harness.step_rate(vae, iter(dataset), n_batches, batch_size)
     print(json.dumps({"img_per_s": rate.per_second, "cpu_ms_per_img": rate.cpu_ms}))
 
 
@@ -124,6 +120,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=small)
     parser.add_argument("--large", type=int, default=large)
     parser.add_argument("--batches", type=int, default=batches)
+    parser.add_argument(
+        "--folder", default=None, help="a CelebA-layout folder of >= --large faces (else rendered)"
+    )
     parser.add_argument("--quick", action="store_true", help="2k vs 6k faces, to check the script")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,17 +143,19 @@ def main() -> None:
     )
     record.settings(small=args.small, large=args.large, batches=args.batches, batch_size=batch_size)
     start = time.perf_counter()
-    folder = harness.synthetic_folder(args.large)
-    record.settings(render_seconds=round(time.perf_counter() - start))
+    folder = args.folder or harness.synthetic_folder(args.large)
+    record.settings(folder=str(folder), render_seconds=round(time.perf_counter() - start))
     figures: dict[tuple[int, int], dict] = {}
     for image_size in image_sizes:
         for n in (args.small, args.large):
             name = f"{n:,} faces at {image_size} px"
-            path = harness.SCRATCH / f"fullsize_{args.large}_first{n}_{image_size}.h5"
+            path = harness.SCRATCH / f"fullsize_{Path(folder).name}_first{n}_{image_size}.h5"
             load = [harness.load_average()]
             prepare = ["prepare", str(folder), str(path), str(image_size), str(n)]
             resumed = None
-            if n == args.large and image_size == image_sizes[-1] and not path.exists():
+            path.unlink(missing_ok=True)  # time the whole build, every run
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+            if n == args.large and image_size == image_sizes[-1]:
                 rows = n * kill_at
                 _, first_rss, killed = child(
                     prepare, kill_when=lambda p=path, s=image_size, r=rows: partial_rows(p, s) >= r

@@ -225,14 +225,16 @@ def test_two_workers_match_one_process(synthetic_cache, tmp_path):
                 command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300))
+    finally:  # a worker whose partner died waits for it forever
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
     results = []
-    for process in processes:
-        try:
-            stdout, stderr = process.communicate(timeout=240)
-        finally:
-            for other in processes:
-                if other.poll() is None:
-                    other.kill()
+    for process, (stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     assert [r["chief"] for r in results] == [True, False]

@@ -225,6 +225,7 @@ def train(
     )
     remember_weights(workspace.weights)
     quality = vae_report(workspace, vae)
+    training.wait_for_workers(strategy)
     print("Held-out reconstruction:", json.dumps(quality))
     return quality
 
@@ -255,6 +256,7 @@ def _train_on_worker(workspace, vae_config, classifier_config, cache, limit, str
         limit=limit,
         strategy=strategy,
     )
+    training.wait_for_workers(strategy)  # the chief is still writing its report
     return {}
 
 

@@ -150,6 +150,19 @@ def worker_directory(directory, strategy=None):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def wait_for_workers(strategy=None) -> None:
+    """Blocks until every worker of a multi-worker run gets here; a no-op elsewhere.
+
+    A worker that exits while the chief still writes its report stops sending
+    heartbeats, and TensorFlow's coordination service then aborts the chief.
+    """
+    if not _is_multi_worker(strategy):
+        return
+    import tensorflow as tf
+
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def _is_multi_worker(strategy) -> bool:
     if strategy is None:
         return False

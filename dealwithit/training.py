@@ -431,6 +431,7 @@ def _train_vae(
     validation,
     callbacks,
 ):
+    """``train_vae`` itself, writing into the folder ``worker_directory`` chose."""
     directory.mkdir(parents=True, exist_ok=True)
     _steps(cache_path, "train", config.batch_size, limit)
     with data.CelebACache(cache_path) as cache:

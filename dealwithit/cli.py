@@ -153,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=positive_int, default=None, help="use at most this many training images"
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="one device; every local device; or the machines of TF_CONFIG (README: Scaling out)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="VAE compute precision (default float32): bfloat16 on CPUs with avx512_bf16/AMX, "
+        "float16 on GPUs; both keep float32 weights and losses",
+    )
 
     p = sub.add_parser(
         "vector",
@@ -302,7 +315,7 @@ def _show(result) -> None:
 
 def _run_command(args) -> int:
     # Imported after parsing (see main): the steps pull in Keras and TensorFlow.
-    from dealwithit import model, notebooks, pipeline
+    from dealwithit import model, notebooks, pipeline, training
     from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
 
     command = args.command
@@ -334,6 +347,7 @@ def _run_command(args) -> int:
             "warmup_epochs": args.warmup_epochs,
             "likelihood": args.likelihood,
             "seed": args.seed,
+            "precision": args.precision,
         }
         if args.no_discriminative:
             overrides["discriminative"] = False
@@ -349,11 +363,17 @@ def _run_command(args) -> int:
             classifier_config = AttributeClassifierConfig(
                 image_size=image_size, epochs=args.classifier_epochs
             )
-        _show(
-            pipeline.train(
-                workspace, config, classifier_config, resume=args.resume, limit=args.limit
-            )
+        strategy = training.make_strategy(args.strategy)  # before other TensorFlow work
+        result = pipeline.train(
+            workspace,
+            config,
+            classifier_config,
+            resume=args.resume,
+            limit=args.limit,
+            strategy=strategy,
         )
+        if result is not None:  # None on a multi-worker run's other workers
+            _show(result)
     elif command == "vector":
         config = VectorConfig(attribute=args.attribute)
         if args.conditions is not None:

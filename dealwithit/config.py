@@ -96,8 +96,17 @@ class VAEConfig(_JsonConfig):
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
+    precision: str = (
+        "float32"  # "bfloat16" (CPU) or "float16" (GPU): 16-bit compute, float32 weights
+    )
+    # and losses
 
     def __post_init__(self) -> None:
+        if self.precision not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                "Expected precision 'float32', 'bfloat16' or 'float16'. "
+                f"Received: precision={self.precision!r}"
+            )
         if self.likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(
                 f"Expected likelihood 'gaussian' or 'bernoulli'. Received: likelihood={self.likelihood!r}"

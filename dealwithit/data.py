@@ -1039,6 +1039,28 @@ def _to_model_inputs(images: tf.Tensor, attributes: tf.Tensor | None = None) -> 
     return images, tf.cast(attributes > 0, tf.float32)
 
 
+def _shard(index: np.ndarray, shard: tuple[int, int]) -> np.ndarray:
+    """The ``shard[0]``-th of ``shard[1]`` contiguous, near-equal parts of ``index``.
+
+    Contiguous parts touch at most one HDF5 chunk in common, so each worker
+    reads about ``1 / count`` of the file. CelebA's file order carries no
+    label order, so a contiguous part is as good a sample as any.
+    """
+    position, count = shard
+    if not (isinstance(count, int) and count >= 1 and isinstance(position, int)) or not (
+        0 <= position < count
+    ):
+        raise ValueError(
+            f"Expected shard=(index, count) with 0 <= index < count. Received: shard={shard!r}"
+        )
+    if len(index) < count:
+        raise DataError(
+            f"Expected at least one image per shard, found {len(index)} images for {count} "
+            "shards. Use fewer workers or more images."
+        )
+    return np.array_split(index, count)[position]
+
+
 def make_dataset(
     cache_path: str | os.PathLike,
     split: str = "train",
@@ -1048,6 +1070,7 @@ def make_dataset(
     attributes: bool | Sequence[str] = False,
     drop_remainder: bool = False,
     limit: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Streams batches of faces from a cache without loading it into memory.
 
@@ -1062,6 +1085,12 @@ def make_dataset(
             column of the cache, or the names of the columns wanted, in order.
         drop_remainder: Drop the last, smaller batch of each epoch.
         limit: Use only the first ``limit`` images of the split.
+        shard: ``(index, count)``: keep only the ``index``-th of ``count``
+            contiguous parts of the split (after ``limit``), for one worker of
+            a multi-worker run. The reader opens only that part's chunks, so
+            workers share the reading instead of each reading everything and
+            discarding the rest (what tf.data's auto-shard by data must do with
+            a generator source, which has no files to shard by).
 
     Returns:
         A ``tf.data.Dataset`` of float32 images in [0, 1] of shape
@@ -1079,6 +1108,8 @@ def make_dataset(
     check_positive("limit", limit, allow_none=True)
     with CelebACache(cache_path) as cache:
         index = cache._nonempty_indices(split)[:limit]
+        if shard is not None:
+            index = _shard(index, shard)
         table = None
         if attributes is True:
             table = cache._attributes

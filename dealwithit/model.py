@@ -8,6 +8,7 @@ in, never built inside it. Both save as ``.keras`` files that load with
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -25,6 +26,27 @@ MIN_LOG_SIGMA = -4.5
 VAE_FILE = "vae.keras"
 CLASSIFIER_FILE = "classifier.keras"
 CONFIG_FILE = "config.json"
+
+
+# Keras dtype policy of each VAEConfig.precision: the mixed ones compute in 16 bits
+# and keep variables in float32. bfloat16 suits CPUs with avx512_bf16/AMX (and
+# TPUs); float16 suits GPUs, where compile() adds the loss scaling it needs.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Builds layers under the dtype policy of ``precision`` (``POLICIES``), then restores it.
+
+    Layers keep the policy they were built with, and save it: a model trained
+    in bfloat16 also loads and runs in bfloat16.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 class WeightsError(Exception):
@@ -48,10 +70,16 @@ def build_encoder(config: VAEConfig) -> keras.Model:
             x, filters, batch_norm=config.batch_norm, dropout=config.dropout, name=f"encoder_{i}"
         )
     x = layers.Flatten(name="flatten")(x)
-    z_mean = layers.Dense(config.latent_dim, name="z_mean")(x)
+    # The posterior heads stay float32 under mixed precision: the KL and the
+    # sampling noise need its range, and they are a tiny share of the FLOPs.
+    z_mean = layers.Dense(config.latent_dim, dtype="float32", name="z_mean")(x)
     # Start with a small posterior variance so early samples stay near the mean.
     z_log_var = layers.Dense(
-        config.latent_dim, kernel_initializer="zeros", bias_initializer="zeros", name="z_log_var"
+        config.latent_dim,
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        dtype="float32",
+        name="z_log_var",
     )(x)
     return keras.Model(images, [z_mean, z_log_var], name="encoder")
 
@@ -75,7 +103,9 @@ def build_decoder(config: VAEConfig) -> keras.Model:
             x, filters, batch_norm=config.batch_norm, dropout=config.dropout, name=f"decoder_{i}"
         )
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="to_rgb")(x)
-    reconstruction = layers.Activation("sigmoid", name="reconstruction")(x)
+    # float32 output: the Gaussian likelihood's sigma goes down to 0.011, finer than
+    # bfloat16's steps near 1 (0.004).
+    reconstruction = layers.Activation("sigmoid", dtype="float32", name="reconstruction")(x)
     return keras.Model(z, reconstruction, name="decoder")
 
 
@@ -188,7 +218,7 @@ class VAE(keras.Model):
         self.config = config
         self.encoder = encoder
         self.decoder = decoder
-        self.sampling = Sampling(seed=config.seed, name="sampling")
+        self.sampling = Sampling(seed=config.seed, dtype="float32", name="sampling")
         self.feature_extractor = feature_extractor if config.discriminative else None
         size = config.image_size
         self.pixel_log_sigma = self.add_weight(
@@ -248,8 +278,11 @@ class VAE(keras.Model):
         """Per-example discriminative regularization ``(batch,)``; zeros when it is off."""
         if self.feature_extractor is None:
             return ops.zeros((ops.shape(images)[0],))
-        features = [ops.stop_gradient(f) for f in self.feature_extractor(images)]
-        reconstructed = self.feature_extractor(reconstruction)
+        # Compared in float32 whatever precision the classifier computes in.
+        features = [
+            ops.stop_gradient(ops.cast(f, "float32")) for f in self.feature_extractor(images)
+        ]
+        reconstructed = [ops.cast(f, "float32") for f in self.feature_extractor(reconstruction)]
         return losses.discriminative_loss(
             features,
             reconstructed,
@@ -336,7 +369,8 @@ def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
                 f"Received one for {input_size}x{input_size}."
             )
         extractor = build_feature_extractor(classifier, len(config.discriminative_weights))
-    vae = VAE(build_encoder(config), build_decoder(config), config, extractor, name="vae")
+    with precision_policy(config.precision):
+        vae = VAE(build_encoder(config), build_decoder(config), config, extractor, name="vae")
     dummy = np.zeros((1, config.image_size, config.image_size, 3), "float32")
     vae(dummy)
     return vae

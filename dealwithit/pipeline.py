@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -331,6 +332,7 @@ def train(
     limit: int | None = None,
     progress: bool = True,
     retrain: bool = True,
+    strategy=None,
     n_evaluate: int = 1000,
 ) -> TrainResult:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
@@ -338,6 +340,10 @@ def train(
     A classifier already trained with the same config is reused, so re-running
     ``train`` to try VAE settings does not retrain it. With ``retrain=False``
     (``make demo``) the VAE is reused too when its saved config is the same.
+    The VAE trains under ``strategy`` (``training.make_strategy``); the
+    classifiers train on each machine alone (same seed, same data). On a
+    multi-worker run the workers other than the chief only train
+    (``_train_on_worker``), keep no files and return None.
     The first ``n_evaluate`` held-out faces measure the VAE (``vae_report``).
     """
     vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
@@ -345,6 +351,8 @@ def train(
         image_size=workspace.image_size
     )
     cache = prepare(workspace, progress=progress).cache
+    if not training.is_chief(strategy):
+        return _train_on_worker(workspace, vae_config, classifier_config, cache, limit, strategy)
     write_source(workspace)
     reports: dict[str, dict | None] = {}
     classifier = None
@@ -377,8 +385,39 @@ def train(
         resume=resume,
         progress=progress,
         limit=limit,
+        strategy=strategy,
     )
-    return TrainResult(workspace.weights, reports, False, *vae_report(workspace, vae, n_evaluate))
+    result = TrainResult(workspace.weights, reports, False, *vae_report(workspace, vae, n_evaluate))
+    training.wait_for_workers(strategy)
+    return result
+
+
+def _train_on_worker(workspace, vae_config, classifier_config, cache, limit, strategy) -> None:
+    """``train`` on a multi-worker run's worker other than the chief: the same VAE steps, no files kept.
+
+    The DR classifier is reused from ``workspace`` when it is there with the same
+    config (as on the chief), else trained alone into a temporary folder; the
+    VAE's files go to a temporary folder too (``training.train_vae``).
+    """
+    classifier = None
+    if vae_config.discriminative:
+        with training.worker_directory(workspace.classifier_dir, strategy) as scratch:
+            if workspace.classifier_dir.is_dir():
+                shutil.copytree(workspace.classifier_dir, scratch)
+            classifier, _ = attribute_classifier(
+                scratch, classifier_config, cache, False, limit, False
+            )
+    training.train_vae(
+        cache,
+        vae_config,
+        workspace.vae_dir,
+        classifier=classifier,
+        progress=False,
+        limit=limit,
+        strategy=strategy,
+    )
+    training.wait_for_workers(strategy)  # the chief is still writing its report
+    return None
 
 
 def attribute_classifier(directory, config, cache, resume=False, limit=None, progress=True):

@@ -3,13 +3,18 @@
 KL warm-up, live progress bars (terminal and notebook), a CSV log of every
 metric, a checkpoint every epoch that ``resume=True`` continues from, and a
 clear error when the loss goes NaN. Final models are written atomically.
+Training runs on one device, all local devices, or several machines
+(``make_strategy``); only the chief of a multi-worker run keeps its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -63,6 +68,154 @@ def progress_bar(progress: bool):
     from tqdm.keras import TqdmCallback
 
     return [TqdmCallback(verbose=1, tqdm_class=tqdm, leave=True)]
+
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+def make_strategy(name: str = "default"):
+    """The ``tf.distribute`` strategy ``train_vae`` builds and trains under.
+
+    Args:
+        name: ``"default"`` (one device: returns None), ``"mirrored"`` (every
+            local device, ``tf.distribute.MirroredStrategy``) or
+            ``"multi-worker"`` (``tf.distribute.MultiWorkerMirroredStrategy``;
+            the cluster and this process's task come from the standard
+            ``TF_CONFIG`` environment variable). Create it before any other
+            TensorFlow work: collectives are configured when it is made.
+
+    Returns:
+        The strategy, or None for ``"default"``.
+
+    Raises:
+        ValueError: an unknown name.
+        TrainingError: ``"multi-worker"`` without a usable ``TF_CONFIG``.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Expected strategy to be one of {STRATEGIES}. Received: strategy={name!r}"
+        )
+    if name == "default":
+        return None
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    try:
+        task = json.loads(os.environ["TF_CONFIG"])["task"]
+    except (KeyError, ValueError, TypeError) as error:
+        raise TrainingError(
+            "Expected the TF_CONFIG environment variable to hold the cluster and this worker's "
+            'task, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": '
+            f'{{"type": "worker", "index": 0}}}}. Received: {os.environ.get("TF_CONFIG")!r} '
+            f"({type(error).__name__}: {error}). See the README, section Scaling out."
+        ) from None
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise TrainingError(
+            f"Expected TF_CONFIG's task to have a type and an index. Received: {task!r}"
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process keeps the files: always, except on workers other than the chief.
+
+    The chief is the task of type ``"chief"`` or, when the cluster has none,
+    worker 0 (TensorFlow's own convention).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+@contextlib.contextmanager
+def worker_directory(directory, strategy=None):
+    """``directory`` on the chief; elsewhere a temporary folder, removed on exit.
+
+    Every worker of a multi-worker run must run the same code, saving
+    included (saving reads synchronised variables), but only the chief's
+    weights, logs and backups are kept.
+    """
+    if is_chief(strategy):
+        yield Path(directory)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="dealwithit_worker_"))
+    try:
+        yield scratch / Path(directory).name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def wait_for_workers(strategy=None) -> None:
+    """Blocks until every worker of a multi-worker run gets here; a no-op elsewhere.
+
+    A worker that exits while the chief still writes its report stops sending
+    heartbeats, and TensorFlow's coordination service then aborts the chief.
+    """
+    if not _is_multi_worker(strategy):
+        return
+    import tensorflow as tf
+
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def _is_multi_worker(strategy) -> bool:
+    if strategy is None:
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _fit_data(cache_path, split: str, batch_size: int, strategy, **options):
+    """``(dataset, steps)`` for ``fit``: endless, ``batch_size`` faces a step in all.
+
+    Under a multi-worker strategy every worker streams only its own shard
+    (``data.make_dataset(shard=...)``) in batches of
+    ``batch_size / replicas``, so a step still sees ``batch_size`` faces, as
+    on one device. Elsewhere the strategy splits each batch itself.
+    """
+    dataset = data.make_dataset(cache_path, split, batch_size, **options)
+    if not _is_multi_worker(strategy):
+        return _endless(dataset)
+    steps = len(dataset)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise TrainingError(
+            f"Expected batch_size divisible by the {replicas} replicas of the cluster, so "
+            f"every replica gets the same share. Received: batch_size={batch_size}."
+        )
+
+    def shard(context):
+        part = (context.input_pipeline_id, context.num_input_pipelines)
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        return data.make_dataset(cache_path, split, per_replica, shard=part, **options).repeat()
+
+    return strategy.distribute_datasets_from_function(shard), steps
+
+
+def _logs_with_a_batch_axis(network: keras.Model) -> None:
+    """Gives every logged scalar of a step a leading axis of length 1.
+
+    Keras 3 averages a step's logs over workers with ``reduce("MEAN", axis=0)``,
+    which fails on scalars ("Invalid reduction dimension 0 for input with 0
+    dimensions", tensorflow/tensorflow#72388). With one axis the mean over
+    workers is again a scalar.
+    """
+    from keras import ops
+
+    def with_axis(step):
+        def wrapped(data):
+            return {name: ops.reshape(value, (1,)) for name, value in step(data).items()}
+
+        return wrapped
+
+    network.train_step = with_axis(network.train_step)
+    network.test_step = with_axis(network.test_step)
 
 
 def _steps(cache_path, split: str, batch_size: int, limit: int | None) -> int:
@@ -251,13 +404,18 @@ def train_vae(
 
     Args:
         cache_path: HDF5 cache from ``data.prepare_cache``.
-        config: VAE hyperparameters (saved as ``config.json``).
+        config: VAE hyperparameters (saved as ``config.json``), including
+            its ``precision``.
         directory: Output folder: ``vae.keras``, ``config.json``, ``history.csv``
-            and, while training, ``backup/`` (deleted when training ends).
+            and, while training, ``backup/`` (deleted when training ends). On
+            the workers of a multi-worker run other than the chief, a
+            temporary folder stands in for it and is removed at the end.
         classifier: The trained attribute classifier, required when
             ``config.discriminative``; it stays frozen.
         resume: Continue an interrupted run from its last finished epoch.
-        strategy: A ``tf.distribute`` strategy to build and train under.
+        strategy: A ``tf.distribute`` strategy to build and train under
+            (``make_strategy``); ``config.batch_size`` stays the batch of one
+            step over all replicas.
         progress: Show a live progress bar.
         limit: Use at most this many training images.
         validation: Evaluate the same loss on the ``valid`` split every epoch.
@@ -269,10 +427,41 @@ def train_vae(
     Raises:
         TrainingError: the loss went NaN, or a split is empty.
     """
-    directory = Path(directory)
+    if resume and _is_multi_worker(strategy) and strategy.extended._in_multi_worker_mode():
+        raise TrainingError(
+            "Expected --resume on one machine. Received a multi-worker run: only the chief keeps "
+            "backups, so the other workers could not restore theirs. Start the run again."
+        )
+    with worker_directory(directory, strategy) as directory:
+        return _train_vae(
+            cache_path,
+            config,
+            directory,
+            classifier,
+            resume,
+            strategy,
+            progress,
+            limit,
+            validation,
+            callbacks,
+        )
+
+
+def _train_vae(
+    cache_path,
+    config,
+    directory,
+    classifier,
+    resume,
+    strategy,
+    progress,
+    limit,
+    validation,
+    callbacks,
+):
+    """``train_vae`` itself, writing into the folder ``worker_directory`` chose."""
     directory.mkdir(parents=True, exist_ok=True)
     _steps(cache_path, "train", config.batch_size, limit)
-    train = data.make_dataset(cache_path, "train", config.batch_size, seed=config.seed, limit=limit)
     with data.CelebACache(cache_path) as cache:
         if cache.image_size != config.image_size:
             raise TrainingError(
@@ -284,15 +473,19 @@ def train_vae(
         calibration = cache.images("train", limit=512)
     valid = {}
     if validation and has_valid:
-        dataset = data.make_dataset(
-            cache_path, "valid", config.batch_size, shuffle=False, limit=limit
+        dataset, steps = _fit_data(
+            cache_path, "valid", config.batch_size, strategy, shuffle=False, limit=limit
         )
-        valid = dict(zip(("validation_data", "validation_steps"), _endless(dataset)))
+        valid = {"validation_data": dataset, "validation_steps": steps}
     with strategy.scope() if strategy is not None else nullcontext():
         vae = model.build_vae(config, classifier)
         vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
         vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    train, steps_per_epoch = _endless(train)
+    if _is_multi_worker(strategy):
+        _logs_with_a_batch_axis(vae)
+    train, steps_per_epoch = _fit_data(
+        cache_path, "train", config.batch_size, strategy, seed=config.seed, limit=limit
+    )
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
     history = vae.fit(
         train,
@@ -306,7 +499,7 @@ def train_vae(
             _backup(directory, resume, config),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
             keras.callbacks.TerminateOnNaN(),
-            *progress_bar(progress),
+            *progress_bar(progress and is_chief(strategy)),
             *callbacks,
         ],
     )

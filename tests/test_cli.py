@@ -49,6 +49,14 @@ def test_missing_weights_says_to_train(tmp_path, capsys, monkeypatch):
     assert code == 2 and "python -m dealwithit train" in err
 
 
+def test_multi_worker_without_tf_config_says_how_to_set_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    code = cli.main(["train", "--data", str(tmp_path), "--strategy", "multi-worker"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert "TF_CONFIG" in err and "Scaling out" in err
+
+
 @pytest.mark.slow
 def test_pipeline_end_to_end_from_the_command_line(tmp_path):
     """synth -> train -> vector -> evaluate -> apply, as a user types them (tiny sizes)."""

@@ -434,6 +434,27 @@ def test_dataset_limit_and_empty_split(chunked_cache):
         make_dataset(path, "valid", batch_size=8, drop_remainder=True)
 
 
+def test_shards_split_the_rows_between_workers(chunked_cache):
+    """Two workers' shards are disjoint, cover the split, and each reads only its own chunks."""
+    path, lookup = chunked_cache
+    train_rows = [row for row in range(24) if row % 6 < 4]
+    parts = [epoch_rows(make_dataset(path, "train", 3, shard=(i, 2)), lookup) for i in range(2)]
+    assert sorted(parts[0]) == train_rows[:8] and sorted(parts[1]) == train_rows[8:]
+    assert len(make_dataset(path, "train", 3, shard=(1, 2))) == 3  # ceil(8 / 3)
+    with pytest.raises(ValueError, match=r"Received: shard=\(2, 2\)"):
+        make_dataset(path, "train", 3, shard=(2, 2))
+    with pytest.raises(DataError, match="one image per shard"):
+        make_dataset(path, "valid", 1, limit=2, shard=(0, 3))
+
+
+def test_a_128_pixel_cache_streams_at_its_size(tiny_celeba, tmp_path):
+    path = prepare_cache(tiny_celeba, tmp_path / "tiny_128.h5", image_size=128, progress=False)
+    dataset = make_dataset(path, "train", batch_size=8)
+    assert dataset.element_spec.shape.as_list() == [None, 128, 128, 3]
+    shapes = [tuple(images.shape) for images in dataset]
+    assert shapes == [(8, 128, 128, 3), (8, 128, 128, 3)]
+
+
 # ## The real CelebA subset
 
 

@@ -136,3 +136,19 @@ def test_bernoulli_likelihood_trains(images):
     logs = vae.fit(images, epochs=1, batch_size=4, verbose=0).history
     assert np.isfinite(logs["loss"][0])
     assert not vae.pixel_log_sigma.trainable
+
+
+def test_float16_precision_builds_for_gpus_with_loss_scaling():
+    """precision="float16" (the GPU choice): mixed_float16 layers, float32 variables and
+    outputs, and compile() wraps the optimizer in Keras' loss scaling."""
+    import keras
+
+    config = VAEConfig(image_size=16, latent_dim=4, filters=(8, 16), discriminative=False)
+    vae = model.build_vae(config.replace(precision="float16"))
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert vae.decoder.get_layer("to_rgb").dtype_policy.name == "mixed_float16"
+    assert {v.dtype for v in vae.weights} == {"float32"}
+    vae.compile(optimizer=keras.optimizers.Adam())
+    assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
+    with pytest.raises(ValueError, match="Received: precision='half'"):
+        config.replace(precision="half")

@@ -23,6 +23,7 @@ COMMANDS_HELP = """commands, in run order:
   apply     put sunglasses on faces: a photo, or a face from the data set
   demo      all of the above on the synthetic set (or --data CelebA)
   notebooks run the four notebooks, writing executed copies
+  pack      copy trained weights for inference only (how weights/pretrained is made)
 """
 
 
@@ -229,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=positive_int, default=20000, help="synthetic faces to render")
 
     p = sub.add_parser(
+        "pack",
+        help="copy trained weights for inference only",
+        description="Save the VAE, classifier and judge without optimizer state, with every "
+        "attribute's vectors, into a new folder (weights/pretrained is made this way).",
+    )
+    p.add_argument("--weights", type=Path, required=True, help="a trained weights folder")
+    p.add_argument("--out", type=Path, required=True, help="the folder to write (replaced)")
+    p.add_argument("--judge", type=Path, default=None, help="ship this judge folder instead")
+
+    p = sub.add_parser(
         "notebooks", help="run the notebooks", description="Execute the notebooks in order."
     )
     p.add_argument("--out", type=Path, default=Path("outputs/notebooks"))
@@ -328,6 +339,9 @@ def _run_command(args) -> int:
         return 0
     if command == "notebooks":
         notebooks.run_all(args.out, small=args.small)
+        return 0
+    if command == "pack":
+        _show(pipeline.pack(args.weights, args.out, args.judge))
         return 0
     data_dir = args.data if args.data is not None else pipeline.default_data()
     weights = getattr(args, "weights", None)

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
@@ -1025,3 +1026,52 @@ def demo(
     names = ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png")
     shown = [workspace.outputs / name for name in names] + [drawn.slider_grid, drawn.gif]
     return DemoResult(evaluated.metrics, shown, (time.time() - start) / 60)
+
+
+# ---------------------------------------------------------------- shipping weights
+
+
+@dataclasses.dataclass(frozen=True)
+class PackResult:
+    folder: Path
+    sizes: dict  # file -> bytes
+
+    def report(self) -> str:
+        total = sum(self.sizes.values()) / 2**20
+        lines = [f"{name}: {size / 2**20:.1f} MB" for name, size in sorted(self.sizes.items())]
+        return "\n".join([f"Packed {self.folder} ({total:.1f} MB):", *lines])
+
+
+def pack(weights: Path, out: Path, judge: Path | None = None) -> PackResult:
+    """Copies a trained weights folder for inference only: what ``apply`` and ``evaluate`` read.
+
+    Models are saved without optimizer state (a third of a training folder's
+    size); every attribute's vectors are kept, the encoded data (``codes.npz``)
+    is not. Used to make the shipped ``weights/pretrained``.
+
+    Args:
+        weights: A trained folder (``vae/``, ``classifier/``, ``judge/``, ``vectors/<attribute>/``).
+        out: The folder to write (replaced).
+        judge: Another judge folder to ship instead of ``weights/judge``.
+    """
+    weights, out = Path(weights), Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_vae(model.load_vae(_require(weights / "vae", "train")), out / "vae")
+    for name, source in (
+        ("classifier", weights / "classifier"),
+        ("judge", judge or weights / "judge"),
+    ):
+        classifier, config = model.load_classifier(_require(source, "train"))
+        inference = keras.models.clone_model(classifier)  # uncompiled: no optimizer state
+        inference.set_weights(classifier.get_weights())
+        model.save_classifier(inference, config, out / name)
+        for report in source.glob("attribute_*.json"):
+            shutil.copy2(report, out / name / report.name)
+    for folder in sorted((weights / "vectors").glob(f"*/{vectors.VECTORS_FILE}")):
+        shutil.copytree(folder.parent, out / "vectors" / folder.parent.name)
+    for name in (SOURCE_FILE, "vae/history.csv"):
+        if (weights / name).is_file():
+            shutil.copy2(weights / name, out / name)
+    sizes = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    return PackResult(out, sizes)

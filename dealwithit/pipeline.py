@@ -186,7 +186,7 @@ def train(
     )
     cache = prepare(workspace, progress=progress)
     classifier = None
-    if vae_config.discriminative:
+    if vae_config.discriminative or vae_config.transfer_stages:
         classifier = attribute_classifier(
             workspace.classifier_dir, classifier_config, cache, resume, limit, progress
         )
@@ -767,6 +767,8 @@ def _run_command(args) -> int:
                 "latent_dim": args.latent_dim,
                 "warmup_epochs": args.warmup_epochs,
                 "likelihood": args.likelihood,
+                "architecture": args.architecture,
+                "transfer_stages": args.transfer_stages,
                 "seed": args.seed,
             }
             if args.no_discriminative:

@@ -342,12 +342,17 @@ class VAE(keras.Model):
             return losses.gaussian_nll(images, reconstruction, self.log_sigma())
         return losses.bernoulli_nll(images, reconstruction)
 
+    def _features(self, images):
+        """The extractor's activations as a list, even when it exposes a single stage."""
+        features = self.feature_extractor(images)
+        return list(features) if isinstance(features, (list, tuple)) else [features]
+
     def discriminative_term(self, images, reconstruction):
         """Per-example discriminative regularization ``(batch,)``; zeros when it is off."""
         if self.feature_extractor is None:
             return ops.zeros((ops.shape(images)[0],))
-        features = [ops.stop_gradient(f) for f in self.feature_extractor(images)]
-        reconstructed = self.feature_extractor(reconstruction)
+        features = [ops.stop_gradient(f) for f in self._features(images)]
+        reconstructed = self._features(reconstruction)
         return losses.discriminative_loss(
             features,
             reconstructed,
@@ -363,7 +368,7 @@ class VAE(keras.Model):
         """
         if self.feature_extractor is None:
             return
-        for scale, feature in zip(self.feature_scales, self.feature_extractor(images)):
+        for scale, feature in zip(self.feature_scales, self._features(images)):
             std = ops.std(feature, axis=(0, 1, 2))
             scale.assign(ops.maximum(std, 1e-3))
 

@@ -508,9 +508,16 @@ def evaluate(
         counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
         progress=progress,
     )
+    reconstructions = editor.decode(z_mean)
     metrics["reconstruction"] = evaluate.reconstruction_quality(
-        floats, z_mean, z_log_var, editor.decode(z_mean)
+        floats, z_mean, z_log_var, reconstructions
     )
+    if labels.any():
+        index = data.CELEBA_ATTRIBUTES.index(editor.attribute)
+        judged = model.classifier_fn(judge)(reconstructions)
+        metrics["reconstruction"]["eyewear_kept_rate"] = evaluate.eyewear_kept_rate(
+            judged, labels, index
+        )
     metrics["data"] = str(workspace.data)
     metrics["split"] = split
     metrics["weights"] = str(workspace.weights)

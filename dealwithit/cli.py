@@ -149,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--dropout", type=float, default=None, help="dropout rate in the VAE (default 0)"
     )
     p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None)
+    p.add_argument(
+        "--architecture",
+        choices=("conv", "resnet", "ladder"),
+        default=None,
+        help="VAE architecture (default: config's)",
+    )
+    p.add_argument(
+        "--transfer-stages",
+        type=int,
+        default=None,
+        help="start this many encoder stages from the attribute classifier's (default 0)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--limit", type=positive_int, default=None, help="use at most this many training images"
@@ -362,6 +374,8 @@ def _run_command(args) -> int:
             "likelihood": args.likelihood,
             "seed": args.seed,
             "precision": args.precision,
+            "architecture": args.architecture,
+            "transfer_stages": args.transfer_stages,
         }
         if args.no_discriminative:
             overrides["discriminative"] = False

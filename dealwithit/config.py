@@ -15,6 +15,8 @@ from dealwithit import atomic
 
 T = TypeVar("T", bound="_JsonConfig")
 
+ARCHITECTURES = ("conv", "resnet", "ladder")
+
 
 class _JsonConfig:
     """JSON round-trip shared by every config (tuples survive as tuples)."""
@@ -83,8 +85,12 @@ class VAEConfig(_JsonConfig):
     """The discriminatively regularized VAE (arXiv 1602.03220) and its training."""
 
     image_size: int = 64  # pixels per side
-    latent_dim: int = 128  # paper: 500; keras examples: 128
+    architecture: str = "conv"  # "conv", "resnet" (residual block per stage) or "ladder" (LVAE)
+    latent_dim: int = 128  # the top latent, where edits happen; paper: 500; keras examples: 128
     filters: tuple[int, ...] = (32, 64, 128, 256)  # encoder stages; the decoder mirrors them
+    ladder_dims: tuple[int, ...] = (256,)  # ladder only: latent sizes below the top, bottom first
+    transfer_stages: int = 0  # encoder stages started from the attribute classifier's; 0 = off
+    transfer_frozen_epochs: int = 2  # epochs those stages stay frozen before they train
     likelihood: str = "gaussian"  # "gaussian" (learned per-pixel log sigma) or "bernoulli"
     batch_norm: bool = False  # the seed found it destabilises early training
     dropout: float = 0.0  # same
@@ -118,6 +124,21 @@ class VAEConfig(_JsonConfig):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Expected architecture one of {ARCHITECTURES}. Received: architecture={self.architecture!r}"
+            )
+        if not 1 <= len(self.ladder_dims) <= 2 or min(self.ladder_dims) < 1:
+            raise ValueError(
+                "Expected ladder_dims to give 1 or 2 positive latent sizes below the top "
+                f"(2-3 latent layers). Received: ladder_dims={self.ladder_dims}"
+            )
+        if not 0 <= self.transfer_stages <= len(self.filters) or self.transfer_frozen_epochs < 0:
+            raise ValueError(
+                f"Expected 0 <= transfer_stages <= len(filters)={len(self.filters)} and "
+                f"transfer_frozen_epochs >= 0. Received: transfer_stages={self.transfer_stages}, "
+                f"transfer_frozen_epochs={self.transfer_frozen_epochs}"
+            )
         if self.latent_dim < 1:
             raise ValueError(f"Expected latent_dim >= 1. Received: latent_dim={self.latent_dim}")
 

@@ -56,6 +56,39 @@ def flip_rate(judge_probs_after: Any, attribute_index: int, threshold: float = 0
     return float(np.mean(probs[:, attribute_index] >= threshold))
 
 
+def eyewear_kept_rate(
+    judge_probs_reconstructed: Any, wearers: Any, attribute_index: int, threshold: float = 0.5
+) -> float:
+    """Share of eyewear wearers whose plain reconstruction the judge still sees wearing it.
+
+    A blurry VAE loses thin frames before any edit happens; this is the
+    ``removal`` curve's α = 0 point turned around (issue 11's goal: ≥ 0.8).
+
+    Args:
+        judge_probs_reconstructed: ``(n, n_attributes)`` judge probabilities of the
+            reconstructions ``decode(z_mean)``.
+        wearers: ``(n,)`` booleans (or ±1 labels): who wears the attribute in the data.
+        attribute_index: Column of the attribute (15 for "Eyeglasses").
+        threshold: The judge sees the attribute at probability ``>= threshold``.
+
+    Returns:
+        A float in [0, 1].
+
+    Raises:
+        ValueError: no wearers, or shapes that disagree.
+    """
+    wearers = as_bool_labels(wearers, "wearers")
+    probs = np.asarray(judge_probs_reconstructed, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] != wearers.shape[0]:
+        raise ValueError(
+            f"Expected one row of judge probabilities per label ({wearers.shape[0]}). "
+            f"Received: shape={probs.shape}"
+        )
+    if not wearers.any():
+        raise ValueError("Expected at least one wearer to measure. Received none.")
+    return flip_rate(probs[wearers], attribute_index, threshold)
+
+
 def _judge(judge: Judge, images: np.ndarray) -> np.ndarray:
     probs = np.asarray(judge(images), dtype=np.float64)
     if probs.ndim != 2 or probs.shape[0] != images.shape[0]:

@@ -33,6 +33,30 @@ def kl_divergence(z_mean, z_log_var):
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
 
 
+def gaussian_kl(mean_q, log_var_q, mean_p, log_var_p):
+    """KL divergence of ``N(mean_q, exp(log_var_q))`` from ``N(mean_p, exp(log_var_p))``, per example.
+
+    The ladder VAE's lower layers have a learned prior ``p(z_i | z_{i+1})``
+    instead of ``N(0, I)``; with ``mean_p = 0`` and ``log_var_p = 0`` this is
+    ``kl_divergence``.
+
+    Formula:
+    ```
+    kl = 0.5 * sum(log_var_p - log_var_q
+                   + (exp(log_var_q) + (mean_q - mean_p)**2) / exp(log_var_p) - 1, axis=-1)
+    ```
+
+    Args:
+        mean_q, log_var_q: The posterior, each ``(batch, d)``.
+        mean_p, log_var_p: The prior, each ``(batch, d)``.
+
+    Returns:
+        Tensor of shape ``(batch,)`` in nats.
+    """
+    ratio = (ops.exp(log_var_q) + ops.square(mean_q - mean_p)) * ops.exp(-log_var_p)
+    return 0.5 * ops.sum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
+
+
 def gaussian_nll(x, mean, log_sigma):
     """Negative log-likelihood of ``x`` under ``N(mean, exp(log_sigma)**2)``, per example.
 

@@ -18,7 +18,7 @@ from keras import layers, ops
 from dealwithit import atomic, losses
 from dealwithit.config import AttributeClassifierConfig, VAEConfig
 from dealwithit.data import CELEBA_ATTRIBUTES
-from dealwithit.layers import Sampling, down_block, up_block
+from dealwithit.layers import Sampling, down_block, precision_weighted, residual_block, up_block
 
 # The pixel noise scale may not fall below exp(-4.5) ≈ 0.011 (about 3 grey levels):
 # a vanishing sigma makes the likelihood, and its gradients, explode.
@@ -53,8 +53,43 @@ class WeightsError(Exception):
     """Weights that are missing, damaged, or built for another configuration."""
 
 
+def _encoder_stages(images, config: VAEConfig):
+    """The bottom-up conv stages shared by every architecture; returns the flattened features."""
+    x = images
+    for i, filters in enumerate(config.filters, start=1):
+        x = down_block(
+            x,
+            filters,
+            batch_norm=config.batch_norm,
+            dropout=config.dropout,
+            # Transferred stages take the classifier's 3x3 kernels as they are.
+            kernel_size=3 if i <= config.transfer_stages else 4,
+            name=f"encoder_{i}",
+        )
+        if config.architecture == "resnet":
+            x = residual_block(x, filters, batch_norm=config.batch_norm, name=f"encoder_{i}_res")
+    return layers.Flatten(name="flatten")(x)
+
+
+def _gaussian_head(x, dim, name):
+    """Dense mean and log variance; the log variance starts at 0 (unit variance)."""
+    # The posterior heads stay float32 under mixed precision: the KL and the
+    # sampling noise need its range, and they are a tiny share of the FLOPs.
+    mean = layers.Dense(dim, dtype="float32", name=f"{name}mean")(x)
+    log_var = layers.Dense(
+        dim,
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        dtype="float32",
+        name=f"{name}log_var",
+    )(x)
+    return mean, log_var
+
+
 def build_encoder(config: VAEConfig) -> keras.Model:
-    """Conv stack → dense → ``z_mean``, ``z_log_var``.
+    """Conv stack (residual blocks for ``"resnet"``) → dense → ``z_mean``, ``z_log_var``.
+
+    For ``"ladder"`` use ``build_ladder_encoder``.
 
     Args:
         config: Image size, filters, latent size and regularisation switches.
@@ -64,24 +99,60 @@ def build_encoder(config: VAEConfig) -> keras.Model:
         ``[z_mean, z_log_var]``, each ``(batch, latent_dim)``.
     """
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
-    x = images
-    for i, filters in enumerate(config.filters, start=1):
-        x = down_block(
-            x, filters, batch_norm=config.batch_norm, dropout=config.dropout, name=f"encoder_{i}"
-        )
-    x = layers.Flatten(name="flatten")(x)
-    # The posterior heads stay float32 under mixed precision: the KL and the
-    # sampling noise need its range, and they are a tiny share of the FLOPs.
-    z_mean = layers.Dense(config.latent_dim, dtype="float32", name="z_mean")(x)
-    # Start with a small posterior variance so early samples stay near the mean.
-    z_log_var = layers.Dense(
-        config.latent_dim,
-        kernel_initializer="zeros",
-        bias_initializer="zeros",
-        dtype="float32",
-        name="z_log_var",
-    )(x)
+    x = _encoder_stages(images, config)
+    # Start with unit posterior variance (log var 0) so early samples stay near the prior's scale.
+    z_mean, z_log_var = _gaussian_head(x, config.latent_dim, "z_")
     return keras.Model(images, [z_mean, z_log_var], name="encoder")
+
+
+def ladder_dims(config: VAEConfig) -> tuple[int, ...]:
+    """Latent sizes of the ladder's layers, bottom (layer 1) to top (``latent_dim``)."""
+    return (*config.ladder_dims, config.latent_dim)
+
+
+def build_ladder_encoder(config: VAEConfig) -> keras.Model:
+    """The ladder VAE's bottom-up deterministic path (Sønderby et al., arXiv 1602.02282).
+
+    The conv stages feed a chain of dense layers ``d_1 … d_L``; each gives the
+    bottom-up estimate ``(mean_hat_i, log_var_hat_i)`` of latent layer ``i``.
+    The top estimate is the top posterior; the lower ones are combined with
+    the top-down prior in ``LadderVAE``.
+
+    Args:
+        config: A ``"ladder"`` config.
+
+    Returns:
+        A functional model from ``(batch, S, S, 3)`` to the list
+        ``[mean_hat_1, log_var_hat_1, …, mean_hat_L, log_var_hat_L]``,
+        layer ``i`` being ``(batch, ladder_dims(config)[i - 1])``.
+    """
+    images = keras.Input((config.image_size, config.image_size, 3), name="images")
+    x = _encoder_stages(images, config)
+    outputs = []
+    for i, dim in enumerate(ladder_dims(config), start=1):
+        x = layers.Dense(2 * dim, name=f"bottom_up_{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"bottom_up_{i}_act")(x)
+        outputs.extend(_gaussian_head(x, dim, f"bottom_up_{i}_"))
+    return keras.Model(images, outputs, name="encoder")
+
+
+def build_ladder_prior(config: VAEConfig, layer: int) -> keras.Model:
+    """The top-down prior ``p(z_layer | z_layer+1)`` of the ladder's generative chain.
+
+    Args:
+        config: A ``"ladder"`` config.
+        layer: 1-based index of the layer whose prior this is (below the top).
+
+    Returns:
+        A functional model from ``(batch, dim_{layer+1})`` to ``[mean, log_var]``,
+        each ``(batch, dim_layer)``.
+    """
+    dims = ladder_dims(config)
+    z = keras.Input((dims[layer],), name=f"z_{layer + 1}")
+    x = layers.Dense(2 * dims[layer - 1], name=f"top_down_{layer}")(z)
+    x = layers.LeakyReLU(0.2, name=f"top_down_{layer}_act")(x)
+    mean, log_var = _gaussian_head(x, dims[layer - 1], f"prior_{layer}_")
+    return keras.Model(z, [mean, log_var], name=f"prior_{layer}")
 
 
 def build_decoder(config: VAEConfig) -> keras.Model:
@@ -91,17 +162,25 @@ def build_decoder(config: VAEConfig) -> keras.Model:
         config: Same config as the encoder.
 
     Returns:
-        A functional model from ``(batch, latent_dim)`` to ``(batch, S, S, 3)`` in [0, 1].
+        A functional model from ``(batch, d)`` to ``(batch, S, S, 3)`` in [0, 1];
+        ``d`` is ``latent_dim``, or the bottom layer's size for the ladder.
     """
     base = config.image_size // 2 ** len(config.filters)
-    z = keras.Input((config.latent_dim,), name="z")
+    dim = ladder_dims(config)[0] if config.architecture == "ladder" else config.latent_dim
+    z = keras.Input((dim,), name="z")
     x = layers.Dense(base * base * config.filters[-1], name="project")(z)
     x = layers.LeakyReLU(0.2, name="project_act")(x)
     x = layers.Reshape((base, base, config.filters[-1]), name="unflatten")(x)
+    if config.architecture == "resnet":
+        x = residual_block(
+            x, config.filters[-1], batch_norm=config.batch_norm, name="decoder_0_res"
+        )
     for i, filters in enumerate(reversed(config.filters[:-1]), start=1):
         x = up_block(
             x, filters, batch_norm=config.batch_norm, dropout=config.dropout, name=f"decoder_{i}"
         )
+        if config.architecture == "resnet":
+            x = residual_block(x, filters, batch_norm=config.batch_norm, name=f"decoder_{i}_res")
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="to_rgb")(x)
     # float32 output: the Gaussian likelihood's sigma goes down to 0.011, finer than
     # bfloat16's steps near 1 (0.004).
@@ -246,9 +325,18 @@ class VAE(keras.Model):
                 )
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # One more tracker per latent layer for the ladder (kl_loss_1 is the bottom).
+        self.kl_layer_trackers = (
+            [keras.metrics.Mean(name=f"kl_loss_{i}") for i in range(1, self._num_layers() + 1)]
+            if self._num_layers() > 1
+            else []
+        )
         self.discriminative_loss_tracker = keras.metrics.Mean(name="discriminative_loss")
         self.kl_weight_tracker = keras.metrics.Mean(name="kl_weight")
         self.mse_tracker = keras.metrics.Mean(name="mse")
+
+    def _num_layers(self):
+        return 1
 
     def call(self, images, training=False):
         z_mean, z_log_var = self.encoder(images, training=training)
@@ -264,6 +352,21 @@ class VAE(keras.Model):
         """Returns the decoded images ``(batch, S, S, 3)`` in [0, 1]."""
         return self.decoder(z, training=False)
 
+    def encode_all(self, images):
+        """Posterior means of every latent layer, concatenated ``(batch, sum of dims)``.
+
+        One layer here, so this is ``z_mean``; the ladder concatenates its layers.
+        """
+        return self.encode(images)[0]
+
+    def reconstruct(self, images):
+        """Decodes every layer's posterior mean ``(batch, S, S, 3)``; here ``decode(z_mean)``."""
+        return self.decode(self.encode(images)[0])
+
+    def kl_terms(self, y_pred):
+        """Per-example KL of each latent layer, bottom first: a list of ``(batch,)`` tensors."""
+        return [losses.kl_divergence(y_pred["z_mean"], y_pred["z_log_var"])]
+
     def log_sigma(self):
         """Per-pixel log standard deviation ``(S, S, 3)`` of the Gaussian likelihood."""
         return ops.maximum(self.pixel_log_sigma, MIN_LOG_SIGMA)
@@ -274,15 +377,18 @@ class VAE(keras.Model):
             return losses.gaussian_nll(images, reconstruction, self.log_sigma())
         return losses.bernoulli_nll(images, reconstruction)
 
+    def _features(self, images):
+        """The extractor's activations as a list, even when it exposes a single stage."""
+        features = self.feature_extractor(images)
+        return list(features) if isinstance(features, (list, tuple)) else [features]
+
     def discriminative_term(self, images, reconstruction):
         """Per-example discriminative regularization ``(batch,)``; zeros when it is off."""
         if self.feature_extractor is None:
             return ops.zeros((ops.shape(images)[0],))
         # Compared in float32 whatever precision the classifier computes in.
-        features = [
-            ops.stop_gradient(ops.cast(f, "float32")) for f in self.feature_extractor(images)
-        ]
-        reconstructed = [ops.cast(f, "float32") for f in self.feature_extractor(reconstruction)]
+        features = [ops.stop_gradient(ops.cast(f, "float32")) for f in self._features(images)]
+        reconstructed = [ops.cast(f, "float32") for f in self._features(reconstruction)]
         return losses.discriminative_loss(
             features,
             reconstructed,
@@ -298,19 +404,22 @@ class VAE(keras.Model):
         """
         if self.feature_extractor is None:
             return
-        for scale, feature in zip(self.feature_scales, self.feature_extractor(images)):
+        for scale, feature in zip(self.feature_scales, self._features(images)):
             std = ops.std(feature, axis=(0, 1, 2))
             scale.assign(ops.maximum(std, 1e-3))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstruction = y_pred["reconstruction"]
         reconstruction_loss = self.reconstruction_nll(x, reconstruction)
-        kl_loss = losses.kl_divergence(y_pred["z_mean"], y_pred["z_log_var"])
+        kl_terms = self.kl_terms(y_pred)
+        kl_loss = sum(kl_terms[1:], kl_terms[0])
         discriminative_loss = self.discriminative_term(x, reconstruction)
         kl_weight = ops.convert_to_tensor(self.kl_weight)
         total = ops.mean(reconstruction_loss + kl_weight * kl_loss + discriminative_loss)
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
         self.kl_loss_tracker.update_state(kl_loss)
+        for tracker, term in zip(self.kl_layer_trackers, kl_terms):
+            tracker.update_state(term)
         self.discriminative_loss_tracker.update_state(discriminative_loss)
         self.kl_weight_tracker.update_state(kl_weight)
         self.mse_tracker.update_state(ops.mean(ops.square(x - reconstruction)))
@@ -342,6 +451,191 @@ class VAE(keras.Model):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="dealwithit")
+class LadderVAE(VAE):
+    """The ladder VAE (LVAE, Sønderby et al., arXiv 1602.02282) with the ``VAE``'s interface.
+
+    Generative chain ``z_L → … → z_1 → x``: the top ``z_L ~ N(0, I)`` is the
+    ``latent_dim`` latent that edits move; each lower layer has a learned prior
+    ``p(z_i | z_{i+1})``. Inference runs a deterministic bottom-up pass, then
+    top-down: the posterior of layer ``i`` is the precision-weighted
+    combination of its bottom-up estimate and the top-down prior given the
+    sample of the layer above. Each layer pays its own KL (logged as
+    ``kl_loss_i``, ``kl_loss`` is their sum), all under the same warm-up weight.
+
+    ``encode`` returns the top posterior and ``decode(z)`` runs the top-down
+    chain through each prior's mean, so vectors and edits work unchanged;
+    ``reconstruct`` decodes every layer's posterior mean instead.
+
+    Args:
+        encoder: From ``build_ladder_encoder``.
+        decoder: From ``build_decoder`` (reads the bottom layer).
+        config: A ``"ladder"`` ``VAEConfig``.
+        feature_extractor: As for ``VAE``.
+        priors: ``build_ladder_prior(config, i)`` for ``i = 1 … L - 1``.
+        **kwargs: Base model keyword arguments.
+
+    Call arguments:
+        images: ``(batch, S, S, 3)`` floats in [0, 1].
+
+    Returns:
+        The ``VAE``'s dict (``z_mean``, ``z_log_var``, ``z`` are the top layer's)
+        plus, for each layer ``i`` (1 = bottom), ``z_mean_i``, ``z_log_var_i``,
+        ``z_i`` and, below the top, ``prior_mean_i``, ``prior_log_var_i``.
+    """
+
+    def __init__(self, encoder, decoder, config, feature_extractor=None, priors=None, **kwargs):
+        if isinstance(config, dict):
+            config = VAEConfig.from_dict(config)
+        self.priors = list(priors or [])
+        if len(self.priors) != len(config.ladder_dims):
+            raise ValueError(
+                f"Expected one prior per layer below the top ({len(config.ladder_dims)}). "
+                f"Received: {len(self.priors)} priors."
+            )
+        super().__init__(encoder, decoder, config, feature_extractor, **kwargs)
+        # Own seeds per layer, so layers never share noise.
+        self.layer_sampling = [
+            Sampling(seed=config.seed + 1000 * i, name=f"sampling_{i}")
+            for i in range(1, len(self.priors) + 1)
+        ]
+
+    def _num_layers(self):
+        return len(self.priors) + 1
+
+    def _top_down(self, estimates, z_top, sample, training=False):
+        """Runs the chain below the top; returns per-layer ``(mean, log_var, prior mean, prior log var, z)``.
+
+        ``estimates`` are the bottom-up ``(mean_hat, log_var_hat)`` of the lower
+        layers, or None to follow the priors alone (decoding from the top).
+        """
+        layers_below = []
+        z = z_top
+        for i in reversed(range(len(self.priors))):
+            prior_mean, prior_log_var = self.priors[i](z, training=training)
+            if estimates is None:
+                mean, log_var = prior_mean, prior_log_var
+            else:
+                mean, log_var = precision_weighted(*estimates[i], prior_mean, prior_log_var)
+            z = self.layer_sampling[i]([mean, log_var]) if sample else mean
+            layers_below.insert(0, (mean, log_var, prior_mean, prior_log_var, z))
+        return layers_below
+
+    def _bottom_up(self, images, training=False):
+        outputs = self.encoder(images, training=training)
+        return [(outputs[2 * i], outputs[2 * i + 1]) for i in range(self._num_layers())]
+
+    def call(self, images, training=False):
+        estimates = self._bottom_up(images, training)
+        z_mean, z_log_var = estimates[-1]
+        z = self.sampling([z_mean, z_log_var])
+        below = self._top_down(estimates[:-1], z, sample=True, training=training)
+        result = {"z_mean": z_mean, "z_log_var": z_log_var, "z": z}
+        top = self._num_layers()
+        result.update({f"z_mean_{top}": z_mean, f"z_log_var_{top}": z_log_var, f"z_{top}": z})
+        for i, (mean, log_var, prior_mean, prior_log_var, z_i) in enumerate(below, start=1):
+            result.update(
+                {
+                    f"z_mean_{i}": mean,
+                    f"z_log_var_{i}": log_var,
+                    f"prior_mean_{i}": prior_mean,
+                    f"prior_log_var_{i}": prior_log_var,
+                    f"z_{i}": z_i,
+                }
+            )
+        result["reconstruction"] = self.decoder(below[0][4], training=training)
+        return result
+
+    def encode(self, images):
+        """Returns the top layer's ``(z_mean, z_log_var)``, each ``(batch, latent_dim)``."""
+        return self._bottom_up(images)[-1]
+
+    def decode(self, z):
+        """Decodes a top latent ``(batch, latent_dim)`` through each prior's mean."""
+        below = self._top_down(None, z, sample=False)
+        return self.decoder(below[0][4], training=False)
+
+    def encode_all(self, images):
+        """Every layer's posterior mean (top-down from the top mean), concatenated top first."""
+        estimates = self._bottom_up(images)
+        below = self._top_down(estimates[:-1], estimates[-1][0], sample=False)
+        return ops.concatenate([estimates[-1][0], *[layer[0] for layer in reversed(below)]], -1)
+
+    def reconstruct(self, images):
+        """Decodes every layer's posterior mean ``(batch, S, S, 3)``: what the ladder can keep."""
+        estimates = self._bottom_up(images)
+        below = self._top_down(estimates[:-1], estimates[-1][0], sample=False)
+        return self.decoder(below[0][4], training=False)
+
+    def kl_terms(self, y_pred):
+        """Each layer's own KL, bottom first: ``KL(q(z_i|·) || p(z_i|z_{i+1}))``, top vs N(0, I).
+
+        Below the top the KL is analytic given the sampled ``z_{i+1}``: a
+        one-sample estimate of the expected KL, as in the LVAE paper.
+        """
+        terms = [
+            losses.gaussian_kl(
+                y_pred[f"z_mean_{i}"],
+                y_pred[f"z_log_var_{i}"],
+                y_pred[f"prior_mean_{i}"],
+                y_pred[f"prior_log_var_{i}"],
+            )
+            for i in range(1, self._num_layers())
+        ]
+        return [*terms, losses.kl_divergence(y_pred["z_mean"], y_pred["z_log_var"])]
+
+    def get_config(self):
+        config = super().get_config()
+        config["priors"] = [keras.saving.serialize_keras_object(p) for p in self.priors]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["priors"] = [keras.saving.deserialize_keras_object(p) for p in config["priors"]]
+        return super().from_config(config)
+
+
+def copy_classifier_stages(vae: VAE, classifier: keras.Model, stages: int) -> list[str]:
+    """Starts the encoder's first ``stages`` convs from the classifier's trained ones.
+
+    The seed author's "deep ResNet front-end built up by transfer learning":
+    the classifier already detects eyes, glasses and hair, so the encoder need
+    not relearn them from pixels.
+
+    Args:
+        vae: A freshly built VAE whose config has ``transfer_stages >= stages``.
+        classifier: A trained attribute classifier with the same filters.
+        stages: How many stages to copy.
+
+    Returns:
+        The names of the encoder layers that now hold the classifier's weights.
+
+    Raises:
+        ValueError: a stage is missing or shaped differently.
+    """
+    names = []
+    for i in range(1, stages + 1):
+        target = vae.encoder.get_layer(f"encoder_{i}_conv")
+        try:
+            source = classifier.get_layer(f"stage_{i}_conv")
+        except ValueError as error:
+            raise ValueError(
+                f"Expected the classifier to have a stage_{i}_conv layer to transfer. "
+                "Use fewer transfer_stages or a deeper classifier."
+            ) from error
+        weights = source.get_weights()
+        expected = [tuple(w.shape) for w in target.get_weights()]
+        if [tuple(w.shape) for w in weights] != expected:
+            raise ValueError(
+                f"Expected classifier stage {i} shaped like encoder stage {i} {expected}. "
+                f"Received: {[w.shape for w in weights]}. Give the VAE and the classifier the same filters."
+            )
+        target.set_weights(weights)
+        names.append(target.name)
+    return names
+
+
 def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
     """Builds a fresh VAE; ``classifier`` is required when ``config.discriminative``.
 
@@ -370,9 +664,27 @@ def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
             )
         extractor = build_feature_extractor(classifier, len(config.discriminative_weights))
     with precision_policy(config.precision):
-        vae = VAE(build_encoder(config), build_decoder(config), config, extractor, name="vae")
+        if config.architecture == "ladder":
+            priors = [build_ladder_prior(config, i) for i in range(1, len(config.ladder_dims) + 1)]
+            vae = LadderVAE(
+                build_ladder_encoder(config),
+                build_decoder(config),
+                config,
+                extractor,
+                priors,
+                name="vae",
+            )
+        else:
+            vae = VAE(build_encoder(config), build_decoder(config), config, extractor, name="vae")
     dummy = np.zeros((1, config.image_size, config.image_size, 3), "float32")
     vae(dummy)
+    if config.transfer_stages:
+        if classifier is None:
+            raise ValueError(
+                "Expected an attribute classifier to copy encoder stages from "
+                f"(transfer_stages={config.transfer_stages}). Received: classifier=None."
+            )
+        copy_classifier_stages(vae, classifier, config.transfer_stages)
     return vae
 
 

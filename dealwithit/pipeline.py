@@ -357,7 +357,7 @@ def train(
     write_source(workspace)
     reports: dict[str, dict | None] = {}
     classifier = None
-    if vae_config.discriminative:
+    if vae_config.discriminative or vae_config.transfer_stages:
         classifier, reports["classifier"] = attribute_classifier(
             workspace.classifier_dir, classifier_config, cache, resume, limit, progress
         )
@@ -752,9 +752,16 @@ def evaluate(
         counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
         progress=progress,
     )
+    reconstructions = editor.decode(z_mean)
     metrics["reconstruction"] = edit_metrics.reconstruction_quality(
-        floats, z_mean, z_log_var, editor.decode(z_mean)
+        floats, z_mean, z_log_var, reconstructions
     )
+    judge_names = model.attribute_names(judge_config)
+    if labels.any() and editor.attribute in judge_names:
+        judged = model.classifier_fn(judge)(reconstructions)
+        metrics["reconstruction"]["eyewear_kept_rate"] = edit_metrics.eyewear_kept_rate(
+            judged, labels, judge_names.index(editor.attribute)
+        )
     metrics["target_probability"] = editor.target_probability
     metrics["data"] = str(workspace.data)
     metrics["split"] = split

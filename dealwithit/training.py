@@ -56,6 +56,44 @@ class KLWarmup(keras.callbacks.Callback):
         self.model.kl_weight.assign(kl_warmup(step, self.warmup_steps, self.start))
 
 
+class TransferFreeze(keras.callbacks.Callback):
+    """Keeps transferred encoder stages frozen for the first epochs, then lets them train.
+
+    Fresh layers above copied ones send large, random gradients at first;
+    freezing the copies until the rest has settled keeps what the classifier
+    learned (the usual fine-tuning recipe). The optimizer is built with every
+    variable before the first freeze, so unfreezing needs no new optimizer
+    state, and the train function is retraced whenever the set changes.
+
+    Args:
+        layer_names: Encoder layers holding the transferred weights.
+        frozen_epochs: Epochs (0-based count) before they become trainable.
+    """
+
+    def __init__(self, layer_names, frozen_epochs: int):
+        super().__init__()
+        self.layer_names = list(layer_names)
+        self.frozen_epochs = frozen_epochs
+
+    def _layers(self):
+        return [self.model.encoder.get_layer(name) for name in self.layer_names]
+
+    def on_train_begin(self, logs=None):
+        for layer in self._layers():
+            layer.trainable = True
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        trainable = epoch >= self.frozen_epochs
+        changed = False
+        for layer in self._layers():
+            changed = changed or layer.trainable != trainable
+            layer.trainable = trainable
+        if changed or epoch == 0:
+            self.model.make_train_function(force=True)
+
+
 def progress_bar(progress: bool):
     """A live tqdm bar (notebook widget or terminal) in place of Keras' progbar.
 
@@ -495,6 +533,8 @@ def _train_vae(
         verbose=0,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
         callbacks=[
+            # Before the backup, so a resumed optimizer finds every variable it saved.
+            *_transfer(config),
             KLWarmup(warmup_steps, config.warmup_start),
             _backup(directory, resume, config),
             keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
@@ -506,6 +546,14 @@ def _train_vae(
     _raise_if_nan(history, "VAE", config.learning_rate)
     model.save_vae(vae, directory)
     return vae, history
+
+
+def _transfer(config: VAEConfig) -> list:
+    """The ``TransferFreeze`` callback for the stages ``build_vae`` copied, if any."""
+    if not config.transfer_stages:
+        return []
+    names = [f"encoder_{i}_conv" for i in range(1, config.transfer_stages + 1)]
+    return [TransferFreeze(names, config.transfer_frozen_epochs)]
 
 
 def read_history(directory) -> dict[str, np.ndarray]:

@@ -237,3 +237,14 @@ def test_evaluate_edits_explicit_alphas_and_no_counterfactuals(setup):
         evaluate_edits(
             images[labels > 0], labels[labels > 0], encode, decode, judge, directions, classifier
         )
+
+
+def test_eyewear_kept_rate_counts_only_wearers():
+    from dealwithit.evaluate import eyewear_kept_rate
+
+    probs = np.zeros((5, 40))
+    probs[:, 15] = [0.9, 0.2, 0.7, 0.95, 0.1]  # column 15 is Eyeglasses
+    wearers = np.array([1, 1, 1, -1, -1])
+    assert eyewear_kept_rate(probs, wearers, 15) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="at least one wearer"):
+        eyewear_kept_rate(probs, -np.ones(5, int), 15)

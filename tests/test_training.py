@@ -273,3 +273,67 @@ def test_bfloat16_computes_in_bfloat16_with_float32_variables(synthetic_cache, t
     assert z.dtype == np.float32 and faces.dtype == np.float32
     np.testing.assert_allclose(z, keras.ops.convert_to_numpy(vae.encode(x)[0]), atol=1e-6)
     assert np.isfinite(faces).all() and faces.shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "ladder"])
+def test_each_architecture_resumes(architecture, synthetic_cache, tmp_path):
+    """(conv is covered above.) Interrupted at epoch 2 of 3, the resumed run trains only epoch 3,
+    continues the step counter, and logs the ladder's per-layer KL in every epoch."""
+    config = VAEConfig(**TINY, epochs=3, warmup_epochs=2, architecture=architecture)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_vae(
+            synthetic_cache, config, tmp_path, progress=False, callbacks=(_StopAt(2),)
+        )
+    vae, history = training.train_vae(
+        synthetic_cache, config, tmp_path, resume=True, progress=False
+    )
+    assert len(history.history["loss"]) == 1
+    assert int(vae.optimizer.iterations.numpy()) == 3 * 5
+    log = _history(tmp_path)
+    assert list(log["epoch"]) == [0, 1, 2]
+    if architecture == "ladder":
+        assert isinstance(model.load_vae(tmp_path), model.LadderVAE)
+        total = log["kl_loss"]
+        np.testing.assert_allclose(log["kl_loss_1"] + log["kl_loss_2"], total, rtol=1e-4)
+
+
+class _Snapshot(keras.callbacks.Callback):
+    """Records the first encoder conv's kernel at the start of every epoch and at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def _record(self):
+        layer = self.model.encoder.get_layer("encoder_1_conv")
+        self.kernels.append((layer.trainable, np.array(layer.kernel.numpy())))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._record()
+
+    def on_train_end(self, logs=None):
+        self._record()
+
+
+def test_transfer_copies_then_freezes_then_unfreezes(synthetic_cache, tmp_path):
+    classifier = model.build_attribute_classifier(
+        AttributeClassifierConfig(image_size=16, filters=(8, 16))
+    )
+    source = classifier.get_layer("stage_1_conv").kernel.numpy()
+    config = VAEConfig(**TINY, epochs=2, transfer_stages=1, transfer_frozen_epochs=1)
+    snapshot = _Snapshot()
+    training.train_vae(
+        synthetic_cache,
+        config,
+        tmp_path,
+        classifier=classifier,
+        progress=False,
+        callbacks=(snapshot,),
+    )
+    (frozen, at_start), (unfrozen, after_one), (_, at_end) = snapshot.kernels
+    np.testing.assert_array_equal(at_start, source)  # copied
+    assert not frozen and unfrozen
+    np.testing.assert_array_equal(after_one, source)  # frozen for epoch 1
+    assert np.abs(at_end - after_one).max() > 1e-4  # trained in epoch 2
+    other = model.load_vae(tmp_path).encoder.get_layer("encoder_2_conv")
+    assert other.kernel.shape[0] == 4, "only transferred stages take the classifier's 3x3 kernels"

@@ -216,13 +216,13 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         left, right = sorted(hulls, key=lambda h: h[:, 0].mean())
         top = min(left[:, 1].min(), right[:, 1].min())
         bottom = min(left[:, 1].max(), right[:, 1].max())
-        y = int(round(top + 0.3 * (bottom - top)))  # bridges sit high
+        y = int(round(top + 0.4 * (bottom - top)))  # bridges sit above the lenses' middle
         start = (int(left[:, 0].max()), y)
         end = (int(right[:, 0].min()), y)
-        if end[0] <= start[0]:  # the lenses touch: no bridge to draw
+        if end[0] - start[0] < 3:  # the lenses (nearly) touch: no bridge to draw
             return np.clip(colour, 0, 1).astype(np.float32), alpha.astype(np.float32) / 255.0
         bridge = np.zeros_like(alpha)
-        cv2.line(bridge, start, end, 255, max(1, size // 60), lineType=cv2.LINE_AA)
+        cv2.line(bridge, start, end, 255, max(1, size // 80), lineType=cv2.LINE_AA)
         tint = np.median(colour[alpha > 127], axis=0) * 0.45
         colour = np.where((bridge > 0)[..., None] & (alpha == 0)[..., None], tint, colour)
         alpha = np.maximum(alpha, bridge)

@@ -1032,7 +1032,23 @@ def demo(
     report(drawn)
     names = ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png")
     shown = [workspace.outputs / name for name in names] + [drawn.slider_grid, drawn.gif]
+    if _trained(PRETRAINED):
+        photo = faces.save_photo(example_photo(), Path("outputs") / "photos" / "astronaut.png")
+        edited = apply_photos(PRETRAINED, [photo], Path("outputs") / "pretrained", gif=True)
+        report(edited)
+        shown += [path for edit_ in edited.edits for path in (edit_.output, edit_.gif)]
     return DemoResult(evaluated.metrics, shown, (time.time() - start) / 60)
+
+
+def example_photo() -> np.ndarray:
+    """A real public-domain portrait to try photo edits on: NASA's astronaut, 512x512.
+
+    It ships inside the scikit-image wheel (``skimage.data.astronaut``), so no
+    download is needed.
+    """
+    from skimage import data as skimage_data  # only the demo and notebook 04 need it
+
+    return np.asarray(skimage_data.astronaut(), dtype=np.uint8)
 
 
 # ---------------------------------------------------------------- shipping weights

@@ -167,6 +167,7 @@ def train(
     limit: int | None = None,
     progress: bool = True,
     retrain: bool = True,
+    judge_config=None,
 ) -> dict:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
 
@@ -178,7 +179,7 @@ def train(
         The VAE's held-out reconstruction quality (see ``evaluate.reconstruction_quality``).
     """
     from dealwithit import model, training
-    from dealwithit.config import AttributeClassifierConfig, VAEConfig
+    from dealwithit.config import AttributeClassifierConfig, JudgeConfig, VAEConfig
 
     vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
     classifier_config = classifier_config or AttributeClassifierConfig(
@@ -190,7 +191,7 @@ def train(
         classifier = attribute_classifier(
             workspace.classifier_dir, classifier_config, cache, resume, limit, progress
         )
-    judge_config = classifier_config.replace(seed=classifier_config.seed + 1)
+    judge_config = judge_config or JudgeConfig(image_size=workspace.image_size)
     attribute_classifier(workspace.judge_dir, judge_config, cache, resume, limit, progress)
     saved = workspace.vae_dir / model.CONFIG_FILE
     if (
@@ -233,7 +234,7 @@ def attribute_classifier(directory, config, cache, resume=False, limit=None, pro
         cache, config, directory, resume=resume, progress=progress, limit=limit
     )
     print(
-        f"  held-out accuracy {report['mean_accuracy']:.3f} over 40 attributes "
+        f"  held-out accuracy {report['mean_accuracy']:.3f} over {len(report) - 3} attributes "
         f"(majority baseline {report['majority_accuracy']:.3f}); Eyeglasses {report['Eyeglasses']:.3f}"
     )
     return classifier

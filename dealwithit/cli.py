@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="VAE epochs (default: config)")
     p.add_argument("--classifier-epochs", type=positive_int, default=None)
+    p.add_argument(
+        "--judge-epochs", type=positive_int, default=None, help="epochs of the independent judge"
+    )
     p.add_argument("--latent-dim", type=positive_int, default=None)
     p.add_argument("--warmup-epochs", type=float, default=None)
     p.add_argument("--no-discriminative", action="store_true", help="train a plain VAE")
@@ -151,7 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--json", type=Path, default=None, help="where to write the metrics")
     p.add_argument(
-        "--limit", type=positive_int, default=500, help="faces to evaluate (default 500)"
+        "--n",
+        "--limit",
+        dest="limit",
+        type=positive_int,
+        default=None,
+        help="faces to evaluate (default: every held-out face)",
     )
 
     p = sub.add_parser(

@@ -346,9 +346,12 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
     classifier = vectors.fit_latent_classifier(
         z_train, labels_train, l2=config.l2, seed=config.seed
     )
-    latent_scores = classifier.predict_proba(z_held)
+    reporting, latent_report = vectors.latent_auc_report(
+        z_train, labels_train, z_held, labels_held, seed=config.seed
+    )
+    latent_scores = reporting.predict_proba(z_held)
     pixel_scores = model.classifier_fn(judge)(held_images)[:, index]
-    latent_report = vectors.classification_report(labels_held, latent_scores)
+    auto_alpha_report = vectors.classification_report(labels_held, classifier.predict_proba(z_held))
     pixel_report = vectors.classification_report(labels_held, pixel_scores)
     directions = vectors.compute_directions(
         z_train,
@@ -371,6 +374,8 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         "kind": config.kind,
         "held_out_split": split,
         "latent_report": latent_report,
+        "auto_alpha_report": auto_alpha_report,
+        "reporting_classifier": {**reporting.to_dict(), "C": latent_report["C"]},
         "pixel_report": pixel_report,
         "attribute_cosines": attribute_cosines,
         "config": config.to_dict(),
@@ -390,7 +395,8 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
     print(
         f"{config.attribute} on Z ({split}, n={len(labels_held)}): AUC {latent_report['roc_auc']:.3f}, "
         f"balanced accuracy {latent_report['balanced_accuracy']:.3f}; pixel judge AUC "
-        f"{pixel_report['roc_auc']:.3f}"
+        f"{pixel_report['roc_auc']:.3f} (the auto-alpha classifier, C={config.l2}: AUC "
+        f"{auto_alpha_report['roc_auc']:.3f}; this one, C={latent_report['C']:g} by cross-validation)"
     )
     print("Cosines between directions:")
     print("  " + " ".join(f"{k[:12]:>12}" for k in kinds))
@@ -474,7 +480,7 @@ def _counterfactuals(data_dir: Path, files, image_size: int):
 def evaluate(
     workspace: Workspace,
     json_path: Path | None = None,
-    limit: int | None = 500,
+    limit: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Flip rates, locality, leakage and (synthetic) counterfactual error on held-out faces.
@@ -482,10 +488,12 @@ def evaluate(
     Works on any CelebA-layout folder, including faces the model never saw:
     ``workspace.data`` is the folder to judge, ``workspace.weights`` the models.
 
+    Every held-out face is scored unless ``limit`` says otherwise.
+
     Returns:
         The metrics dict also written to ``json_path`` (default ``outputs/<name>/metrics.json``).
     """
-    from dealwithit import data, evaluate, model, plots
+    from dealwithit import data, evaluate, model, plots, vectors
 
     editor = Editor(workspace.weights, workspace.image_size)
     judge, _ = model.load_classifier(_require(workspace.judge_dir, "train"))
@@ -495,6 +503,7 @@ def evaluate(
         images, z_mean, z_log_var = encode_split(editor.vae, cache, split, limit, progress=progress)
         labels = cache.attribute(editor.attribute, split)[: len(images)]
         files = cache.files(split)[: len(images)]
+        names = cache.attribute_names
     floats = images.astype("float32") / 255.0
     metrics = evaluate.evaluate_edits(
         floats,
@@ -504,6 +513,12 @@ def evaluate(
         model.classifier_fn(judge),
         editor.directions,
         editor.classifier,
+        reporting_classifier=(
+            vectors.LatentClassifier.from_dict(editor.metadata["reporting_classifier"])
+            if "reporting_classifier" in editor.metadata
+            else None
+        ),
+        names=names,
         kind=editor.kind,
         attribute=editor.attribute,
         counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
@@ -788,7 +803,19 @@ def _run_command(args) -> int:
                 classifier_config = AttributeClassifierConfig(
                     image_size=image_size, epochs=args.classifier_epochs
                 )
-            train(workspace, config, classifier_config, resume=args.resume, limit=args.limit)
+            judge_config = None
+            if args.judge_epochs is not None:
+                from dealwithit.config import JudgeConfig
+
+                judge_config = JudgeConfig(image_size=image_size, epochs=args.judge_epochs)
+            train(
+                workspace,
+                config,
+                classifier_config,
+                resume=args.resume,
+                limit=args.limit,
+                judge_config=judge_config,
+            )
         elif command == "vector":
             config = VectorConfig(attribute=args.attribute)
             if args.conditions is not None:

@@ -63,7 +63,17 @@ def test_pipeline_end_to_end_from_the_command_line(tmp_path):
         return result.stdout
 
     run("synth", "--n", "160", "--out", "data/synthetic", "--workers", "1")
-    run("train", "--image-size", "32", "--epochs", "1", "--classifier-epochs", "1")
+    run(
+        "train",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--classifier-epochs",
+        "1",
+        "--judge-epochs",
+        "1",
+    )
     assert (tmp_path / "weights/LAST").read_text().strip() == "weights/synthetic"
     out = run("vector")
     assert "Eyeglasses on Z" in out
@@ -71,6 +81,7 @@ def test_pipeline_end_to_end_from_the_command_line(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for key in (
         "latent_auc",
+        "judge_auc",
         "flip_rate",
         "removal_flip_rate",
         "eye_band_share",

@@ -172,3 +172,47 @@ def test_fit_opens_one_iterator_per_dataset(synthetic_cache, tmp_path, monkeypat
     config = VAEConfig(**TINY, epochs=4, warmup_epochs=1)
     training.train_vae(synthetic_cache, config, tmp_path, progress=False)
     assert len(opened) == 1 + config.epochs, opened
+
+
+def test_judge_reports_auc_and_balanced_accuracy_on_held_out_faces_only(synthetic_cache, tmp_path):
+    """attribute_report.json holds the valid split's 10 faces, not the 76 training ones.
+
+    Its numbers are recomputed here from the saved judge and the valid faces.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from dealwithit import data
+    from dealwithit.config import JudgeConfig
+
+    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16, epochs=1, batch_size=16)
+    training.train_attribute_classifier(synthetic_cache, config, tmp_path, progress=False)
+    report = json.loads((tmp_path / training.ATTRIBUTE_REPORT_FILE).read_text())
+    with data.CelebACache(synthetic_cache) as cache:
+        images, labels = cache.images("valid"), cache.attributes("valid") > 0
+        names = cache.attribute_names
+    assert report["split"] == "valid" and report["n"] == len(images) == 10
+    assert list(report["attributes"]) == list(names)
+    judge, loaded_config = model.load_classifier(tmp_path)
+    assert loaded_config.to_dict() == config.to_dict()
+    probabilities = model.classifier_fn(judge)(images)
+    for k, name in enumerate(names):
+        row = report["attributes"][name]
+        assert row["positive_rate"] == pytest.approx(labels[:, k].mean())
+        if 0 < labels[:, k].sum() < len(labels):
+            assert row["roc_auc"] == pytest.approx(roc_auc_score(labels[:, k], probabilities[:, k]))
+        else:
+            assert row["roc_auc"] is None
+
+
+def test_judge_augments_in_training_only():
+    """The augmentation layers change a face when training and leave it alone otherwise."""
+    from dealwithit.config import JudgeConfig
+
+    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16)
+    judge = model.build_attribute_classifier(config, num_attributes=41)
+    x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    augment = judge.get_layer("augmentation")
+    np.testing.assert_array_equal(augment(x, training=False), x)
+    assert float(np.abs(keras.ops.convert_to_numpy(augment(x, training=True)) - x).max()) > 0.05
+    assert judge(x).shape == (4, 41)
+    np.testing.assert_array_equal(judge(x, training=False), judge(x, training=False))

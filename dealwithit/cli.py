@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="faces to evaluate (default: every held-out face)",
     )
+    p.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="also write a results record, e.g. results/edits_celeba/seed0.json (make results)",
+    )
 
     p = sub.add_parser(
         "apply",

@@ -482,13 +482,16 @@ def evaluate(
     json_path: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
+    record: Path | None = None,
 ) -> dict:
     """Flip rates, locality, leakage and (synthetic) counterfactual error on held-out faces.
 
     Works on any CelebA-layout folder, including faces the model never saw:
     ``workspace.data`` is the folder to judge, ``workspace.weights`` the models.
 
-    Every held-out face is scored unless ``limit`` says otherwise.
+    Every held-out face is scored unless ``limit`` says otherwise. With
+    ``record``, the metrics are also written there as a ``results`` record
+    (with this command line and machine) for ``make results``.
 
     Returns:
         The metrics dict also written to ``json_path`` (default ``outputs/<name>/metrics.json``).
@@ -532,6 +535,11 @@ def evaluate(
     metrics["weights"] = str(workspace.weights)
     json_path = json_path or workspace.outputs / "metrics.json"
     write_json(json_path, metrics)
+    if record is not None:
+        from dealwithit import results
+
+        results.write_record(results.make_record("edits", metrics, results.command_line()), record)
+        print(f"Record written to {record}")
     save_figure(
         plots.dose_response_figure(
             {
@@ -822,7 +830,7 @@ def _run_command(args) -> int:
                 config = config.replace(conditions=tuple(args.conditions))
             vector(workspace, config)
         elif command == "evaluate":
-            evaluate(workspace, args.json, args.limit)
+            evaluate(workspace, args.json, args.limit, record=args.record)
         elif command == "apply":
             if args.photos:
                 apply_photos(

@@ -341,6 +341,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         held_images, z_held, _ = encode_split(vae, cache, split, progress=progress)
         attributes_train = cache.attributes("train")
         labels_held = cache.attribute(config.attribute, split)
+        held_files = cache.files(split)
     index = names.index(config.attribute)
     labels_train = attributes_train[:, index] > 0
     classifier = vectors.fit_latent_classifier(
@@ -363,6 +364,17 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         config.seed,
         classifier=classifier,
     )
+    pairs = _counterfactual_pairs(workspace.data, held_files, workspace.image_size)
+    paired_cosines = None
+    if pairs is not None:
+        # Synthetic only: the renderer's own pairs (the held-out faces and their twins)
+        # give the true direction, an upper bound every unpaired recipe is measured against.
+        sunglasses_after, twins = pairs
+        z_twins = model.encoder_fn(vae)(twins)
+        z_with = np.where(sunglasses_after[:, None], z_twins, z_held)
+        z_without = np.where(sunglasses_after[:, None], z_held, z_twins)
+        directions["paired"] = vectors.paired_direction(z_with, z_without)
+        paired_cosines = vectors.paired_cosines(directions)
     kinds, matrix = vectors.cosine_table(directions)
     others = vectors.attribute_directions(z_train, attributes_train, names, progress=False)
     attribute_cosines = {
@@ -378,6 +390,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         "reporting_classifier": {**reporting.to_dict(), "C": latent_report["C"]},
         "pixel_report": pixel_report,
         "attribute_cosines": attribute_cosines,
+        "paired_cosines": paired_cosines,
         "config": config.to_dict(),
     }
     vectors.save_vectors(workspace.vectors_dir, directions, classifier, metadata)
@@ -402,6 +415,11 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
     print("  " + " ".join(f"{k[:12]:>12}" for k in kinds))
     for kind, row in zip(kinds, matrix):
         print(f"  {kind[:24]:<24}" + " ".join(f"{v:12.3f}" for v in row))
+    if paired_cosines is not None:
+        print(
+            "  cosine with the paired (true) direction: "
+            + ", ".join(f"{k} {v:+.3f}" for k, v in paired_cosines.items())
+        )
     top = sorted(attribute_cosines[config.kind].items(), key=lambda kv: -abs(kv[1]))[:6]
     print(f"  {config.kind} vs other attributes: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
     return {
@@ -409,7 +427,22 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> dict:
         "pixel_report": pixel_report,
         "kind_cosines": dict(zip(kinds, np.asarray(matrix).tolist())),
         "attribute_cosines": attribute_cosines,
+        "paired_cosines": paired_cosines,
     }
+
+
+def _counterfactual_pairs(data_dir: Path, files, image_size: int):
+    """``(sunglasses_after (n,) bool, twins (n, S, S, 3))`` for ``files``, or None without them."""
+    import numpy as np
+
+    listing = data_dir / "counterfactual" / "list_counterfactual.txt"
+    twins = _counterfactuals(data_dir, files, image_size)
+    if twins is None or not listing.is_file():
+        return None
+    after = dict(line.split() for line in listing.read_text().splitlines() if line.strip())
+    if not all(name in after for name in files):
+        return None
+    return np.array([after[name] == "1" for name in files]), twins
 
 
 # ---------------------------------------------------------------- evaluation

@@ -384,6 +384,45 @@ def mean_difference(z: Any, labels: Any) -> np.ndarray:
     return _unit(z[labels].mean(axis=0) - z[~labels].mean(axis=0), "mean difference")
 
 
+def paired_direction(z_with: Any, z_without: Any) -> np.ndarray:
+    """Unit mean of ``z(face with) - z(face without)`` over pairs of one face.
+
+    Only the synthetic renderer can draw the same face with and without
+    sunglasses, so only there does this exist. Every other factor is the same
+    within a pair, so no confound survives the difference: it is the direction
+    a linear edit should find, and the kind every unpaired recipe is compared
+    with (``paired_cosines``).
+
+    Args:
+        z_with: ``(n, latent_dim)`` codes of the faces with the attribute.
+        z_without: ``(n, latent_dim)`` codes of the same faces without it, row for row.
+
+    Returns:
+        ``(latent_dim,)`` unit vector.
+
+    Raises:
+        DegenerateDirectionError: If there are no pairs or the differences cancel.
+    """
+    z_with = _as_latents(z_with, "z_with")
+    z_without = _as_latents(z_without, "z_without")
+    if z_with.shape != z_without.shape:
+        raise ValueError(
+            "Expected z_with and z_without of one shape (n, latent_dim), row i the same face. "
+            f"Received: {z_with.shape} and {z_without.shape}"
+        )
+    return _unit((z_with - z_without).mean(axis=0), "paired direction")
+
+
+def paired_cosines(directions: Mapping[str, Any], reference: str = "paired") -> dict[str, float]:
+    """Cosine of every other kind with the ``reference`` kind: 1 means the truth was found."""
+    truth = as_direction(directions[reference])
+    return {
+        kind: float(as_direction(vector) @ truth)
+        for kind, vector in directions.items()
+        if kind != reference
+    }
+
+
 def balanced_mean_difference(
     z: Any, labels: Any, conditions: Any, min_count: int = 1
 ) -> np.ndarray:

@@ -338,6 +338,7 @@ def evaluate_edits(
     threshold: float = 0.5,
     progress: bool = True,
     n_resamples: int = 1000,
+    curve_faces: int | None = 500,
 ) -> dict[str, Any]:
     """All edit metrics on held-out faces, as one JSON-ready dict.
 
@@ -369,6 +370,9 @@ def evaluate_edits(
         threshold: Judge probability that counts as positive.
         progress: Show tqdm bars.
         n_resamples: Bootstrap resamples for ``intervals`` (0: none).
+        curve_faces: The dose-response curves (18 decodes each) use the first
+            this many negatives and positives; the headline numbers use every
+            face. None: every face.
 
     Returns:
         A dict with ``latent_auc``; ``judge_auc`` (the judge's AUC for
@@ -468,7 +472,7 @@ def evaluate_edits(
         alphas = np.asarray(alphas, dtype=np.float64)
         removal_grid = -alphas
     curve = _dose_response_from_latents(
-        z_neg, decode, judge, direction, alphas, index, threshold, progress, "adding"
+        z_neg[:curve_faces], decode, judge, direction, alphas, index, threshold, progress, "adding"
     )
     alpha_curve = [
         {"alpha": a, "flip_rate": r, "positive_rate": r, "mean_probability": p}
@@ -477,7 +481,15 @@ def evaluate_edits(
     removal_curve = []
     if z_pos.shape[0]:
         curve = _dose_response_from_latents(
-            z_pos, decode, judge, direction, removal_grid, index, threshold, progress, "removing"
+            z_pos[:curve_faces],
+            decode,
+            judge,
+            direction,
+            removal_grid,
+            index,
+            threshold,
+            progress,
+            "removing",
         )
         removal_curve = [
             {"alpha": a, "flip_rate": 1.0 - r, "positive_rate": r, "mean_probability": p}

@@ -51,11 +51,19 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
+    for package, distributions in (
+        ("tensorflow", ("tensorflow", "tensorflow-cpu")),
+        ("keras", ("keras",)),
+        ("numpy", ("numpy",)),
+        ("scikit-learn", ("scikit-learn",)),
+    ):
+        versions[package] = None
+        for distribution in distributions:
+            try:
+                versions[package] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return {
         "platform": platform.platform(),
         "cpu": cpu,
@@ -85,7 +93,9 @@ def command_line() -> str:
     return " ".join([head, shlex.join(sys.argv[1:])]).strip()
 
 
-def make_record(kind: str, metrics: Mapping[str, Any], command: str) -> dict[str, Any]:
+def make_record(
+    kind: str, metrics: Mapping[str, Any], command: str, commit: str | None = None
+) -> dict[str, Any]:
     """One run's metrics wrapped with the command, machine, commit and time that produced them.
 
     Args:
@@ -93,6 +103,7 @@ def make_record(kind: str, metrics: Mapping[str, Any], command: str) -> dict[str
             (an ``evaluate`` JSON).
         metrics: The metrics as written by that step.
         command: The command line that produced them.
+        commit: The git commit that produced them; default: the current one.
     """
     if kind not in RECORD_KINDS:
         raise ResultsError(f"Expected kind among {RECORD_KINDS}. Received: kind={kind!r}")
@@ -101,7 +112,7 @@ def make_record(kind: str, metrics: Mapping[str, Any], command: str) -> dict[str
         "kind": kind,
         "command": command,
         "machine": machine(),
-        "git_commit": _git_commit(),
+        "git_commit": commit or _git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "metrics": dict(metrics),
     }
@@ -302,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("metrics", type=Path, help="attribute_report.json or an evaluate JSON")
     p.add_argument("out", type=Path, help="results/<run>/seed<k>.json")
     p.add_argument("--command", required=True, help="the command that produced the metrics")
+    p.add_argument("--commit", default=None, help="the commit that ran it (default: HEAD)")
     p = sub.add_parser("tables", help="regenerate RESULTS.md's tables from the records")
     p.add_argument("--root", type=Path, default=Path("results"))
     p.add_argument("--markdown", type=Path, default=Path("RESULTS.md"))
@@ -309,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.action == "record":
             metrics = json.loads(args.metrics.read_text())
-            path = write_record(make_record(args.kind, metrics, args.command), args.out)
+            record = make_record(args.kind, metrics, args.command, args.commit)
+            path = write_record(record, args.out)
             print(f"Record written to {path}")
         else:
             print(f"Tables regenerated in {regenerate(args.root, args.markdown)}")

@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     _add_weights(p)
     p.add_argument(
-        "--attribute", default="Eyeglasses", help="CelebA attribute (default Eyeglasses)"
+        "--attribute",
+        default="Sunglasses",
+        help="attribute to find a direction for, spelled as in the attribute file "
+        "(default Sunglasses, derived from lens darkness when the file has none; e.g. Eyeglasses)",
     )
     p.add_argument("--conditions", nargs="*", default=None, help="attributes to project out")
 

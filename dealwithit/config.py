@@ -76,6 +76,9 @@ class AttributeClassifierConfig(_JsonConfig):
     batch_norm: bool = False  # after every conv of the stages
     augment: bool = False  # random flips, shifts, zooms and colour jitter, in training only
     cosine_decay: bool = False  # learning rate falls to 0 along a half cosine over the run
+    # The outputs, in order; () means CelebA's 40 (configs saved before extra columns).
+    # Training fills it in from the cache, e.g. the 40 plus a derived "Sunglasses".
+    attribute_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.convs_per_stage < 1:
@@ -140,7 +143,8 @@ class VAEConfig(_JsonConfig):
 class VectorConfig(_JsonConfig):
     """How the attribute direction in latent space is found and applied."""
 
-    attribute: str = "Eyeglasses"  # CelebA spelling; covers sunglasses
+    attribute: str = "Sunglasses"  # dark lenses (derived for CelebA, see eyewear.py);
+    # "Eyeglasses" is CelebA's own column, clear glasses and sunglasses together
     conditions: tuple[str, ...] = ("Male", "Young")  # projected out of the conditional vector
     kind: str = "conditional"  # which direction edits use by default
     target_probability: float = 0.99  # auto alpha: latent classifier's score after the edit

@@ -26,6 +26,15 @@ import numpy as np
 from PIL import Image, ImageFile
 from tqdm.auto import tqdm
 
+from dealwithit import eyewear
+from dealwithit.frame import (  # noqa: F401 (the geometry is re-exported for the loader's users)
+    ALIGNED_SIZE,
+    CROP_BOX,
+    EYE_BAND,
+    LANDMARK_TEMPLATE,
+    eye_band_rows,
+)
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -37,32 +46,6 @@ CELEBA_ATTRIBUTES = (
     "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
     "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
 ).split()
-
-# Aligned CelebA frame (width x height) and the mean landmark positions in it.
-ALIGNED_SIZE = (178, 218)
-LANDMARK_TEMPLATE = {
-    "left_eye": (69.0, 111.0),
-    "right_eye": (108.0, 111.0),
-    "nose": (90.0, 135.0),
-    "mouth_left": (71.0, 153.0),
-    "mouth_right": (106.0, 153.0),
-}
-
-# Centre crop of 148x148 (left, top, right, bottom) in the 178x218 frame, as in
-# PyTorch-VAE's CelebA pipeline: the whole face and some hair, little background.
-CROP_BOX = (15, 35, 163, 183)
-
-# Rows of the aligned frame that hold eyes and eyewear (y = 96..128, full width).
-EYE_BAND = (96, 128)
-
-
-def eye_band_rows(image_size: int) -> slice:
-    """Rows of a cropped ``image_size`` square that hold the eyes and eyewear."""
-    left, top, right, bottom = CROP_BOX
-    scale = image_size / (bottom - top)
-    start = int((EYE_BAND[0] - top) * scale)
-    stop = int(round((EYE_BAND[1] - top) * scale + 0.5))
-    return slice(start, stop)
 
 
 # ## Layout and errors
@@ -80,7 +63,8 @@ SPLITS = {"train": 0, "valid": 1, "test": 2}
 CHUNK_IMAGES = 64
 
 # Bumped whenever the cache layout changes, so old caches are rebuilt, not misread.
-CACHE_FORMAT = 1
+# Format 2 adds ``lens_cheek_ratio`` (the derived Sunglasses attribute).
+CACHE_FORMAT = 2
 
 
 class DataError(Exception):
@@ -365,12 +349,13 @@ def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
 
 
-def _load_face(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
+def _load_face(path: Path, image_size: int) -> tuple[np.ndarray, bool, float]:
     """Decodes one aligned face, crops ``CROP_BOX`` and resizes it.
 
     Returns:
-        The face, uint8 of shape ``(image_size, image_size, 3)``, and whether
-        the image had an unexpected size (its crop box was scaled to fit).
+        The face, uint8 of shape ``(image_size, image_size, 3)``; whether
+        the image had an unexpected size (its crop box was scaled to fit); and
+        its lens/cheek ratio on the whole frame (``eyewear.lens_cheek_ratio``).
 
     Raises:
         Exception: Whatever the decoder raises for a corrupt or truncated file.
@@ -383,16 +368,33 @@ def _load_face(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
             # Alpha is dropped: the colour under a transparent pixel is kept as is.
             image = image.convert("RGB")
         odd_size = image.size != ALIGNED_SIZE
-        sx, sy = image.size[0] / ALIGNED_SIZE[0], image.size[1] / ALIGNED_SIZE[1]
-        left, top, right, bottom = CROP_BOX
-        box = (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
-        # Crop first, then resize (as PyTorch-VAE's CenterCrop + Resize): the filter
-        # sees only the crop. Lanczos keeps faces sharp when shrinking 148 -> 64 px;
-        # the reducing gap only acts on shrinks of 6x or more (tiny caches).
-        face = image.crop(box).resize(
-            (image_size, image_size), Image.Resampling.LANCZOS, reducing_gap=3.0
-        )
-        return np.asarray(face, dtype=np.uint8), odd_size
+        face = crop_face(image, image_size)
+        ratio = float(eyewear.lens_cheek_ratio(np.asarray(image))[0])
+        return face, odd_size, ratio
+
+
+def crop_face(frame: Any, image_size: int = 64) -> np.ndarray:
+    """Crops ``CROP_BOX`` out of an aligned frame and resizes it, exactly as the cache does.
+
+    Args:
+        frame: An RGB PIL image or uint8 ``(H, W, 3)`` array of the aligned frame
+            (178x218, or another size whose crop box is scaled to fit).
+        image_size: Side of the square result.
+
+    Returns:
+        uint8 ``(image_size, image_size, 3)``.
+    """
+    image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
+    sx, sy = image.size[0] / ALIGNED_SIZE[0], image.size[1] / ALIGNED_SIZE[1]
+    left, top, right, bottom = CROP_BOX
+    box = (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+    # Crop first, then resize (as PyTorch-VAE's CenterCrop + Resize): the filter
+    # sees only the crop. Lanczos keeps faces sharp when shrinking 148 -> 64 px;
+    # the reducing gap only acts on shrinks of 6x or more (tiny caches).
+    face = image.crop(box).resize(
+        (image_size, image_size), Image.Resampling.LANCZOS, reducing_gap=3.0
+    )
+    return np.asarray(face, dtype=np.uint8)
 
 
 def load_face(path: str | os.PathLike, image_size: int = 64) -> np.ndarray:
@@ -493,7 +495,7 @@ def _open_partial(
         if file is not None:
             if _key_of(file.attrs) == key and file.attrs.get("inputs_sha1") == inputs_digest:
                 written = int(file.attrs["written"])
-                for name in ("images", "attributes", "files", "partition"):
+                for name in ("images", "attributes", "files", "partition", "lens_cheek_ratio"):
                     file[name].resize(written, axis=0)
                 file["skipped"].resize(int(file.attrs["skipped"]), axis=0)
                 return file
@@ -518,6 +520,9 @@ def _open_partial(
     strings = h5py.string_dtype("utf-8", int(name_bytes))
     file.create_dataset("files", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=strings)
     file.create_dataset("partition", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.int8)
+    file.create_dataset(
+        "lens_cheek_ratio", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.float32
+    )
     file.create_dataset("skipped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=strings)
     for name, value in key.items():
         file.attrs[name] = value
@@ -575,22 +580,24 @@ def _fill(
     )
     try:
         for first, futures in _decode_ahead(pool, paths, done, CHUNK_IMAGES, image_size):
-            faces, rows, skipped, odd = [], [], [], 0
+            faces, rows, ratios, skipped, odd = [], [], [], [], 0
             for offset, future in enumerate(futures):
                 try:
-                    face, odd_size = future.result()
+                    face, odd_size, ratio = future.result()
                 except Exception as error:  # any decoder failure means corrupt
                     reason = f"{type(error).__name__}: {error}"
                     skipped.append(f"{paths[first + offset].name} ({reason})")
                     continue
                 faces.append(face)
                 rows.append(first + offset)
+                ratios.append(ratio)
                 odd += odd_size
             if faces:
                 _append(file["images"], np.stack(faces))
                 _append(file["attributes"], values[rows])
                 _append(file["files"], [paths[i].name for i in rows])
                 _append(file["partition"], partition[rows])
+                _append(file["lens_cheek_ratio"], np.asarray(ratios, dtype=np.float32))
             if skipped:
                 _append(file["skipped"], skipped)
             file.attrs["written"] = file["images"].shape[0]
@@ -679,6 +686,13 @@ def prepare_cache(
         existing = _existing_cache_key(cache_path)
         if existing == key:
             return cache_path
+        if existing is not None and {**existing, "format": CACHE_FORMAT} == key:
+            warnings.warn(
+                f"Rebuilding {cache_path}: it was written in cache format {existing['format']}, "
+                f"this version reads format {CACHE_FORMAT}.",
+                stacklevel=2,
+            )
+            overwrite = True
         raise DataError(
             f"Expected {cache_path} to be absent or a cache of {root} at {image_size}x"
             f"{image_size} ({listed} images), found "
@@ -818,7 +832,7 @@ class CelebACache:
                 "one: its build was interrupted. Re-run prepare_cache with the same arguments; it "
                 "resumes where the build stopped."
             )
-        needed = ("images", "attributes", "files", "partition")
+        needed = ("images", "attributes", "files", "partition", "lens_cheek_ratio")
         absent = [name for name in needed if name not in self._file]
         if absent or int(attrs.get("format", -1)) != CACHE_FORMAT:
             raise DataError(
@@ -834,6 +848,17 @@ class CelebACache:
         self._attributes = self._file["attributes"][()]
         self._files = np.asarray(self._file["files"].asstr()[()], dtype=str)
         self._partition = self._file["partition"][()]
+        self._ratios = self._file["lens_cheek_ratio"][()]
+        self.derived: tuple[str, ...] = ()
+        names = self.attribute_names
+        if "Sunglasses" not in names and "Eyeglasses" in names:
+            # CelebA has no Sunglasses column: derive it from lens darkness. A Sunglasses
+            # column in the attribute file (the synthetic set writes one) wins.
+            eyeglasses = self._attributes[:, names.index("Eyeglasses")]
+            derived = eyewear.derive_sunglasses(eyeglasses, self._ratios)
+            self._attributes = np.concatenate([self._attributes, derived[:, None]], axis=1)
+            self.attribute_names = (*names, "Sunglasses")
+            self.derived = ("Sunglasses",)
 
     def __len__(self) -> int:
         return len(self._partition)
@@ -877,8 +902,17 @@ class CelebACache:
         return index
 
     def attributes(self, split: str = "all") -> np.ndarray:
-        """int8 array ``(n, 40)`` of +1/-1 for the images of ``split``."""
+        """int8 array ``(n, len(attribute_names))`` of +1/-1 for the images of ``split``.
+
+        The columns are the attribute file's, then any derived ones (``derived``):
+        ``Sunglasses`` from lens darkness when the file has ``Eyeglasses`` but no
+        ``Sunglasses``.
+        """
         return self._attributes[self.indices(split)]
+
+    def lens_cheek_ratio(self, split: str = "all") -> np.ndarray:
+        """float32 ``(n,)`` lens/cheek luminance ratios of the whole aligned frames."""
+        return self._ratios[self.indices(split)]
 
     def files(self, split: str = "all") -> np.ndarray:
         """Image file names ``(n,)`` of ``split``, in cache order."""
@@ -1007,7 +1041,7 @@ def make_dataset(
     batch_size: int = 64,
     shuffle: bool = True,
     seed: int = 0,
-    attributes: bool = False,
+    attributes: bool | Sequence[str] = False,
     drop_remainder: bool = False,
     limit: int | None = None,
 ) -> tf.data.Dataset:
@@ -1020,14 +1054,15 @@ def make_dataset(
         shuffle: Reshuffle every epoch (seeded, see ``_BatchReader``);
             otherwise cache order.
         seed: Seed of the shuffles; one seed gives one sequence of epochs.
-        attributes: Also yield the 40 attributes as float32 0/1.
+        attributes: Also yield the attributes as float32 0/1: True for every
+            column of the cache, or the names of the columns wanted, in order.
         drop_remainder: Drop the last, smaller batch of each epoch.
         limit: Use only the first ``limit`` images of the split.
 
     Returns:
         A ``tf.data.Dataset`` of float32 images in [0, 1] of shape
         ``(batch, S, S, 3)``, or of ``(images, attributes)`` with attributes of
-        shape ``(batch, 40)`` when ``attributes=True``. Its cardinality is the
+        shape ``(batch, n_attributes)`` when ``attributes`` is set. Its cardinality is the
         number of batches per epoch, so ``len(dataset)`` works.
 
     Raises:
@@ -1040,10 +1075,16 @@ def make_dataset(
     _check_positive("limit", limit, allow_none=True)
     with CelebACache(cache_path) as cache:
         index = cache._nonempty_indices(split)[:limit]
-        table = cache._attributes if attributes else None
+        table = None
+        if attributes is True:
+            table = cache._attributes
+        elif attributes:
+            for name in attributes:
+                cache.attribute(name)  # raises, with close matches, for an unknown name
+            table = cache._attributes[:, [cache.attribute_names.index(n) for n in attributes]]
         chunk_rows = cache._images.chunks[0] if cache._images.chunks else len(cache)
         image_size = cache.image_size
-        n_attributes = len(cache.attribute_names)
+        n_attributes = 0 if table is None else table.shape[1]
     steps = len(index) // batch_size if drop_remainder else math.ceil(len(index) / batch_size)
     if steps == 0:
         raise DataError(

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dealwithit import eyewear
 from dealwithit.data import CROP_BOX, LANDMARK_TEMPLATE
 
 ## Setup
@@ -541,27 +542,85 @@ def edit_mask(residual: np.ndarray, feather: float = 0.03) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def paste_edit(
-    photo: np.ndarray, aligned: AlignedFace, residual: np.ndarray, feather: float = 0.03
-) -> np.ndarray:
-    """Adds an edit, given as a residual on the model crop, to the photo.
+@dataclass
+class LensLayer:
+    """Opaque lenses warped into photo coordinates, to lay over a photo (maybe shifted).
 
-    The decoder's reconstructions are blurry, so pasting `decode(z + alpha v)`
-    would blur the whole face. Only the change
-    `residual = decode(z + alpha v) - decode(z)` is transferred: upsampled
-    (bicubic) to `aligned.crop_hires`, weighted by `edit_mask`, warped back
-    with the inverse transform and added to the photo. Where the mask is zero
-    the photo is byte-identical.
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` of the photo region the layer covers.
+        rgb: ``(y1 - y0, x1 - x0, 3)`` float32 colour in 0..255.
+        alpha: ``(y1 - y0, x1 - x0)`` float32 opacity in [0, 1]; 0 leaves the photo as is.
+    """
+
+    box: tuple[int, int, int, int]
+    rgb: np.ndarray
+    alpha: np.ndarray
+
+    def composite(self, photo: np.ndarray, dy: int = 0) -> np.ndarray:
+        """``photo`` with the lenses laid over it, moved ``dy`` pixels down (up if negative).
+
+        Pixels the (moved) layer does not cover stay byte-identical.
+        """
+        out = photo.copy()
+        x0, y0, x1, y1 = self.box
+        top, bottom = max(y0 + dy, 0), min(y1 + dy, photo.shape[0])
+        if bottom <= top:
+            return out
+        rows = slice(top - (y0 + dy), bottom - (y0 + dy))
+        alpha = self.alpha[rows, :, None]
+        region = out[top:bottom, x0:x1].astype(np.float32)
+        covered = alpha[..., 0] > 0
+        blended = region * (1.0 - alpha) + self.rgb[rows] * alpha
+        region[covered] = blended[covered]
+        out[top:bottom, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
+        return out
+
+
+def _to_photo(aligned: AlignedFace, layer: np.ndarray, photo_shape, box) -> np.ndarray:
+    """Warps a ``(hires, hires, …)`` layer of the crop into the photo region ``box``."""
+    x0, y0, x1, y1 = box
+    # For each photo pixel of the region, where to read in the crop.
+    to_crop = _compose(aligned.matrix_hires, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
+    return cv2.warpAffine(
+        layer,
+        to_crop,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def edit_layers(
+    photo: np.ndarray,
+    aligned: AlignedFace,
+    residual: np.ndarray,
+    feather: float = 0.03,
+    edited: np.ndarray | None = None,
+) -> tuple[np.ndarray, LensLayer | None]:
+    """Splits an edit of the model crop into a residual paste and an opaque lens layer.
+
+    The decoder's reconstructions are blurry, so pasting ``decode(z + alpha v)``
+    would blur the whole face. Away from the lenses only the change
+    ``residual = decode(z + alpha v) - decode(z)`` is transferred: upsampled
+    (bicubic) to ``aligned.crop_hires``, weighted by ``edit_mask``, warped back
+    and added to the photo. Where the edit draws lenses (``eyewear.lens_mask``
+    of ``decode(z)`` and ``edited``), a residual would leave the eyes showing
+    through, so the edited decode itself is laid over the photo: sunglasses are
+    opaque.
 
     Args:
-        photo: `(height, width, 3)` uint8 RGB, the photo `aligned` came from
+        photo: ``(height, width, 3)`` uint8 RGB, the photo ``aligned`` came from
             (or an already edited copy of it).
-        aligned: from `align_face`.
-        residual: `(image_size, image_size, 3)` floats in [-1, 1].
-        feather: see `edit_mask`.
+        aligned: from ``align_face``.
+        residual: ``(image_size, image_size, 3)`` floats in [-1, 1].
+        feather: see ``edit_mask``.
+        edited: ``(image_size, image_size, 3)`` edited decode in [0, 1]; None
+            pastes the residual only (no lens layer).
 
     Returns:
-        A new `(height, width, 3)` uint8 photo.
+        ``(photo with the residual pasted, lens layer or None)``; the photo is a
+        new uint8 array, byte-identical wherever the masks are zero.
     """
     _check_photo(photo)
     residual = np.asarray(residual, dtype=np.float32)
@@ -578,25 +637,47 @@ def paste_edit(
         np.clip(residual, -1.0, 1.0), (hires, hires), interpolation=cv2.INTER_CUBIC
     )
     mask = edit_mask(upsampled, feather)
-    edited = photo.copy()
-    if not mask.any():
-        return edited
-    change = upsampled * mask[..., None] * 255.0
+    lens = np.zeros_like(mask)
+    if edited is not None:
+        edited = np.clip(np.asarray(edited, dtype=np.float32), 0.0, 1.0)
+        small = eyewear.lens_mask(edited - residual, edited)
+        lens = cv2.resize(small, (hires, hires), interpolation=cv2.INTER_LINEAR)
+        # Lenses have edges: sharpen the upsampled mask to a ~1/64-crop-wide transition.
+        lens = _smoothstep(0.35, 0.65, lens) * face_mask(hires)
+        # The blurred decode darkens a halo around the lenses too; pasting it as a residual
+        # draws a grey ring, so the residual stays off a band around them.
+        halo = cv2.GaussianBlur(lens, (0, 0), 0.04 * hires)
+        mask = mask * (1.0 - np.clip(2.0 * halo, 0.0, 1.0))
+    out = photo.copy()
+    box = _square_footprint(aligned.inverse_hires, hires, photo.shape)
+    x0, y0, x1, y1 = box
+    if mask.any():
+        change = _to_photo(aligned, upsampled * mask[..., None] * 255.0, photo.shape, box)
+        region = photo[y0:y1, x0:x1].astype(np.float32) + change
+        out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
+    if not lens.any():
+        return out, None
+    colour = np.clip(cv2.resize(edited, (hires, hires), interpolation=cv2.INTER_CUBIC), 0, 1)
+    colour, lens = eyewear.sunglasses_layer(colour, lens)
+    rgb = _to_photo(aligned, (colour * 255.0).astype(np.float32), photo.shape, box)
+    alpha = np.clip(_to_photo(aligned, lens.astype(np.float32), photo.shape, box), 0.0, 1.0)
+    return out, LensLayer(box, rgb, alpha)
 
-    x0, y0, x1, y1 = _square_footprint(aligned.inverse_hires, hires, photo.shape)
-    # For each photo pixel of the region, where to read in the crop.
-    to_crop = _compose(aligned.matrix_hires, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
-    change = cv2.warpAffine(
-        change,
-        to_crop,
-        (x1 - x0, y1 - y0),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    region = photo[y0:y1, x0:x1].astype(np.float32) + change
-    edited[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
-    return edited
+
+def paste_edit(
+    photo: np.ndarray,
+    aligned: AlignedFace,
+    residual: np.ndarray,
+    feather: float = 0.03,
+    edited: np.ndarray | None = None,
+) -> np.ndarray:
+    """Adds an edit of the model crop to the photo (see ``edit_layers``): residual, then lenses.
+
+    Returns:
+        A new ``(height, width, 3)`` uint8 photo, byte-identical outside the masks.
+    """
+    out, layer = edit_layers(photo, aligned, residual, feather, edited)
+    return out if layer is None else layer.composite(out)
 
 
 ## The whole edit
@@ -610,14 +691,17 @@ def edit_photo(
     min_eye_distance: float = MIN_EYE_DISTANCE,
     image_size: int = 64,
     feather: float = 0.03,
-) -> tuple[np.ndarray, list[Face]]:
+    return_layers: bool = False,
+):
     """Detects, aligns, edits and pastes back every face (or one).
 
     Args:
         photo: `(height, width, 3)` uint8 RGB.
         edit_fn: takes the aligned crops, `(n, image_size, image_size, 3)`
             float32 in [0, 1], and returns residuals of the same shape, e.g.
-            `decode(z + alpha * direction) - decode(z)`.
+            `decode(z + alpha * direction) - decode(z)`, or the pair of decodes
+            `(decode(z), decode(z + alpha * direction))`; with the pair, the
+            lenses the edit draws are laid on opaquely (see `edit_layers`).
         faces: faces to use instead of running `detect_faces`.
         face_index: edit only this face (0 = leftmost). By default every face
             at least `min_eye_distance` wide is edited and smaller ones are
@@ -627,8 +711,11 @@ def edit_photo(
         image_size: side of the model input.
         feather: see `edit_mask`.
 
+        return_layers: Return the lens layers apart, for animating them.
+
     Returns:
-        `(edited photo, faces edited)`.
+        `(edited photo, faces edited)`; with `return_layers`, `(photo with only
+        the residuals pasted, lens layers, faces edited)`.
 
     Raises:
         PhotoError: no face found, `face_index` out of range, or the face(s)
@@ -668,13 +755,25 @@ def edit_photo(
 
     aligned = [align_face(photo, face, image_size) for face in large]
     crops = np.stack([item.crop for item in aligned]).astype(np.float32) / 255.0
-    residuals = np.asarray(edit_fn(crops), dtype=np.float32)
+    result = edit_fn(crops)
+    if isinstance(result, tuple):
+        plain, decoded = (np.asarray(part, dtype=np.float32) for part in result)
+        residuals = decoded - plain
+    else:
+        residuals, decoded = np.asarray(result, dtype=np.float32), None
     if residuals.shape != crops.shape:
         raise ValueError(
-            f"Expected edit_fn to return residuals of shape {crops.shape} (one per crop). "
-            f"Received: shape={residuals.shape}"
+            f"Expected edit_fn to return residuals, or (plain, edited) decodes, of shape "
+            f"{crops.shape} (one per crop). Received: shape={residuals.shape}"
         )
-    edited = photo
-    for item, residual in zip(aligned, residuals):
-        edited = paste_edit(edited, item, residual, feather)
+    edited, layers = photo, []
+    for k, (item, residual) in enumerate(zip(aligned, residuals)):
+        edited, layer = edit_layers(
+            edited, item, residual, feather, None if decoded is None else decoded[k]
+        )
+        layers += [layer] if layer is not None else []
+    if return_layers:
+        return edited, layers, large
+    for layer in layers:
+        edited = layer.composite(edited)
     return edited, large

@@ -80,6 +80,11 @@ def build_decoder(config: VAEConfig) -> keras.Model:
     return keras.Model(z, reconstruction, name="decoder")
 
 
+def attribute_names(config: AttributeClassifierConfig) -> tuple[str, ...]:
+    """The attributes a classifier built from ``config`` predicts, in output order."""
+    return tuple(config.attribute_names) or tuple(CELEBA_ATTRIBUTES)
+
+
 def augmentation(config: AttributeClassifierConfig) -> keras.Sequential:
     """Random flips, shifts, zooms and colour jitter; identity outside training.
 
@@ -112,26 +117,22 @@ def augmentation(config: AttributeClassifierConfig) -> keras.Sequential:
     )
 
 
-def build_attribute_classifier(
-    config: AttributeClassifierConfig, num_attributes: int = len(CELEBA_ATTRIBUTES)
-) -> keras.Model:
-    """A CNN giving one logit per attribute (multi-label).
+def build_attribute_classifier(config: AttributeClassifierConfig) -> keras.Model:
+    """A CNN giving one logit per attribute (multi-label): CelebA's 40, plus any extra columns.
 
     Stage ``i`` is a strided conv followed by ``convs_per_stage - 1`` unstrided
     ones; the last activation of the stage is named ``stage_i``: these are the
     hidden layers discriminative regularization compares.
 
     Args:
-        config: Image size, filters, dense units, depth, batch norm, augmentation.
-        num_attributes: Output columns; the cache's ``attribute_names`` decide it
-            (40 for CelebA, 41 once the derived ``Sunglasses`` is added).
+        config: Image size, filters, dense units, depth, batch norm, augmentation,
+            and ``attribute_names`` (training fills them in from the cache, e.g.
+            CelebA's 40 plus the derived ``Sunglasses``).
 
     Returns:
         A functional model from ``(batch, S, S, 3)`` in [0, 1] to logits
-        ``(batch, num_attributes)``.
+        ``(batch, len(attribute_names(config)))``.
     """
-    if num_attributes < 1:
-        raise ValueError(f"Expected num_attributes >= 1. Received: num_attributes={num_attributes}")
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
     x = augmentation(config)(images) if config.augment else images
     for i, filters in enumerate(config.filters, start=1):
@@ -152,7 +153,7 @@ def build_attribute_classifier(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(0.3, seed=config.seed, name="dropout")(x)
-    logits = layers.Dense(num_attributes, name="logits")(x)
+    logits = layers.Dense(len(attribute_names(config)), name="logits")(x)
     return keras.Model(images, logits, name="attribute_classifier")
 
 

@@ -442,6 +442,8 @@ def _counterfactual_pairs(data_dir: Path, files, image_size: int):
     after = dict(line.split() for line in listing.read_text().splitlines() if line.strip())
     if not all(name in after for name in files):
         return None
+    if twins.ndim == 5:  # (n, 1 + K, S, S, 3): the strict twin comes first
+        twins = twins[:, 0]
     return np.array([after[name] == "1" for name in files]), twins
 
 
@@ -507,7 +509,18 @@ def _counterfactuals(data_dir: Path, files, image_size: int):
     paths = [folder / name for name in files]
     if not all(path.is_file() for path in paths):
         return None
-    return np.stack([data.load_face(path, image_size) for path in paths]).astype("float32") / 255.0
+    twins = np.stack([data.load_face(path, image_size) for path in paths]).astype("float32") / 255.0
+    styles = [sorted((folder / "styles").glob(f"{Path(name).stem}_*.jpg")) for name in files]
+    count = min((len(found) for found, path in zip(styles, paths) if found), default=0)
+    if not count:
+        return twins
+    # (n, 1 + K, S, S, 3): the strict twin first, then other sunglasses styles. Faces that get
+    # no sunglasses (they had them) repeat their twin.
+    stacked = np.repeat(twins[:, None], 1 + count, axis=1)
+    for i, found in enumerate(styles):
+        for k, path in enumerate(found[:count]):
+            stacked[i, 1 + k] = data.load_face(path, image_size).astype("float32") / 255.0
+    return stacked
 
 
 def evaluate(
@@ -532,14 +545,13 @@ def evaluate(
     from dealwithit import data, evaluate, model, plots, vectors
 
     editor = Editor(workspace.weights, workspace.image_size)
-    judge, _ = model.load_classifier(_require(workspace.judge_dir, "train"))
+    judge, judge_config = model.load_classifier(_require(workspace.judge_dir, "train"))
     cache_path = prepare(workspace, progress=progress)
     with data.CelebACache(cache_path) as cache:
         split = held_out_split(cache)
         images, z_mean, z_log_var = encode_split(editor.vae, cache, split, limit, progress=progress)
         labels = cache.attribute(editor.attribute, split)[: len(images)]
         files = cache.files(split)[: len(images)]
-        names = cache.attribute_names
     floats = images.astype("float32") / 255.0
     metrics = evaluate.evaluate_edits(
         floats,
@@ -554,9 +566,9 @@ def evaluate(
             if "reporting_classifier" in editor.metadata
             else None
         ),
-        names=names,
         kind=editor.kind,
         attribute=editor.attribute,
+        names=model.attribute_names(judge_config),
         counterfactuals=_counterfactuals(workspace.data, files, editor.image_size),
         progress=progress,
     )

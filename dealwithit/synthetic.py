@@ -45,6 +45,10 @@ JPEG_QUALITY = 95
 # stream per face and purpose, so bytes never depend on the worker count.
 _FACE_STREAM = 0
 _COUNTERFACTUAL_STREAM = 1
+_STYLE_STREAM = 2
+# Sunglasses renders per test face without them: the strict twin plus this many more
+# styles, so an edit is also scored against the closest pair (best-of-K).
+EXTRA_STYLES = 7
 _SPLIT_STREAM = 2
 _SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / valid / test, as partitions 0 / 1 / 2
 
@@ -66,6 +70,10 @@ _SUNGLASSES_ODDS = {"male": (0.75, 1.5), "young": (1.6, 0.75)}
 _EYEGLASSES_ODDS = {"male": (0.85, 1.2), "young": (2.2, 0.6)}
 
 EYEWEAR_KINDS = ("none", "eyeglasses", "sunglasses")
+
+# The columns of the synthetic list_attr_celeba.txt: CelebA's 40, then the renderer's own
+# Sunglasses truth (an extra column, which every reader accepts).
+SYNTHETIC_ATTRIBUTES = (*CELEBA_ATTRIBUTES, "Sunglasses")
 FRAME_SHAPES = ("round", "rectangular", "aviator")
 HAIR_COLORS = ("black", "brown", "blond", "gray")
 HAIR_STYLES = ("bald", "short", "long")
@@ -419,17 +427,19 @@ def with_sunglasses(factors: FaceFactors, on: bool, rng: np.random.Generator) ->
 
 
 def attributes_of(factors: FaceFactors) -> dict[str, int]:
-    """The 40 CelebA attributes of a synthetic face, as CelebA codes them (1 or -1).
+    """The attributes of a synthetic face, as CelebA codes them (1 or -1).
 
-    Both kinds of eyewear count as ``Eyeglasses`` (CelebA has no separate
-    sunglasses label). Stubble is ``5_o_Clock_Shadow`` and still ``No_Beard``.
+    CelebA's 40, then ``Sunglasses`` (``SYNTHETIC_ATTRIBUTES``). Both kinds of
+    eyewear count as ``Eyeglasses``, as in CelebA; ``Sunglasses`` is the
+    renderer's own truth, an extra column that readers use instead of the
+    lens-darkness rule that derives it for real CelebA. Stubble is ``5_o_Clock_Shadow`` and still ``No_Beard``.
     Attributes the renderer does not model (``Attractive``, ``Blurry``, …) are -1.
 
     Args:
         factors: the face.
 
     Returns:
-        A dict from each name of ``CELEBA_ATTRIBUTES``, in that order, to 1 or -1.
+        A dict from each name of ``SYNTHETIC_ATTRIBUTES``, in that order, to 1 or -1.
     """
     f = factors
     has_hair = f.hair_style != "bald"
@@ -466,8 +476,9 @@ def attributes_of(factors: FaceFactors) -> dict[str, int]:
         "Wearing_Hat": f.hat != "none",
         "Wearing_Lipstick": f.lipstick,
         "Young": f.young,
+        "Sunglasses": f.eyewear == "sunglasses",
     }
-    return {name: 1 if present.get(name, False) else -1 for name in CELEBA_ATTRIBUTES}
+    return {name: 1 if present.get(name, False) else -1 for name in SYNTHETIC_ATTRIBUTES}
 
 
 ## Drawing
@@ -1123,6 +1134,11 @@ def _render_chunk(task: tuple[str, int, int, tuple[int, ...]]) -> list[tuple]:
             twin = with_sunglasses(factors, not factors.sunglasses, rng)
             (folder / "counterfactual" / name).write_bytes(_encode_jpeg(_finish(base, twin)))
             after = twin.sunglasses
+            for k in range(EXTRA_STYLES if twin.sunglasses else 0):
+                style_rng = np.random.default_rng([seed, index, _STYLE_STREAM, k])
+                style = with_sunglasses(factors, True, style_rng)
+                path = folder / "counterfactual" / "styles" / f"{name[:-4]}_{k}.jpg"
+                path.write_bytes(_encode_jpeg(_finish(base, style)))
         rows.append((name, factors, after))
     return rows
 
@@ -1146,7 +1162,7 @@ def _tasks(folder: Path, seed: int, partitions: np.ndarray, chunk: int) -> Itera
 
 def _write_lists(folder: Path, rows: list[tuple], partitions: np.ndarray) -> None:
     names = [name for name, _, _ in rows]
-    lines = [str(len(rows)), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines = [str(len(rows)), " ".join(SYNTHETIC_ATTRIBUTES) + " "]
     for name, factors, _ in rows:
         values = attributes_of(factors).values()
         lines.append(name + " " + " ".join(f"{v:2d}" for v in values))
@@ -1252,6 +1268,9 @@ def write_synthetic_celeba(
       differs from the original only in rows ``EYE_BAND`` of the frame.
       ``counterfactual/list_counterfactual.txt`` has lines ``file sunglasses_after``
       (``000123.jpg 1``).
+    - ``counterfactual/styles/NNNNNN_k.jpg``, k < ``EXTRA_STYLES``, for each test
+      face that gets sunglasses: the same face in other sunglasses styles, drawn
+      from ``[seed, i, 2, k]`` (best-of-K scoring: an edit may draw any pair).
     - ``contact_sheet.png``: the first 64 faces as the model sees them.
 
     Face ``i`` (file ``f"{i:06d}.jpg"``, 1-based) is drawn from
@@ -1283,7 +1302,7 @@ def write_synthetic_celeba(
     if partial.exists():  # left by an interrupted run
         shutil.rmtree(partial)
     (partial / "img_align_celeba").mkdir(parents=True)
-    (partial / "counterfactual").mkdir()
+    (partial / "counterfactual" / "styles").mkdir(parents=True)
     try:
         partitions = _partitions(n, seed)
         chunk = max(1, min(64, math.ceil(n / (4 * workers))))

@@ -140,8 +140,10 @@ def train_attribute_classifier(
 ) -> tuple[keras.Model, dict]:
     """Trains the attribute CNN (multi-label binary cross-entropy) and saves it.
 
-    One output per column of the cache's ``attribute_names``. Every number in
-    the reports comes from the held-out ``valid`` split, never from training faces.
+    It predicts every attribute column of the cache (CelebA's 40 and any extra
+    or derived ones, e.g. Sunglasses) unless ``config.attribute_names`` says which.
+    Every number in the reports comes from the held-out ``valid`` split, never
+    from training faces.
 
     Args:
         cache_path: HDF5 cache from ``data.prepare_cache``.
@@ -159,10 +161,9 @@ def train_attribute_classifier(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    config = with_cache_attributes(config, cache_path)
     keras.utils.set_random_seed(config.seed)
-    with data.CelebACache(cache_path) as cache:
-        num_attributes = len(cache.attribute_names)
-    classifier = model.build_attribute_classifier(config, num_attributes)
+    classifier = model.build_attribute_classifier(config)
     steps = _steps(cache_path, "train", config.batch_size, limit)
     learning_rate = config.learning_rate
     if config.cosine_decay:
@@ -175,7 +176,12 @@ def train_attribute_classifier(
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
     train = data.make_dataset(
-        cache_path, "train", config.batch_size, seed=config.seed, attributes=True, limit=limit
+        cache_path,
+        "train",
+        config.batch_size,
+        seed=config.seed,
+        attributes=config.attribute_names,
+        limit=limit,
     )
     train, steps_per_epoch = _endless(train)
     history = classifier.fit(
@@ -193,8 +199,10 @@ def train_attribute_classifier(
         ],
     )
     _raise_if_nan(history, "attribute classifier", config.learning_rate)
-    probabilities, labels, names = _held_out_predictions(classifier, cache_path, "valid")
-    report = attribute_accuracy(probabilities, labels, names)
+    probabilities, labels, names = _held_out_predictions(
+        classifier, cache_path, "valid", config.attribute_names
+    )
+    report = _accuracy_report(probabilities, labels, names)
     model.save_classifier(classifier, config, directory)
     (directory / "attribute_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
     detailed = attribute_report(probabilities, labels, names, split="valid")
@@ -202,12 +210,35 @@ def train_attribute_classifier(
     return classifier, report
 
 
-def _held_out_predictions(classifier: keras.Model, cache_path, split: str):
+def with_cache_attributes(
+    config: AttributeClassifierConfig, cache_path
+) -> AttributeClassifierConfig:
+    """``config`` predicting every attribute column of the cache, unless it names its own."""
+    if config.attribute_names:
+        return config
+    with data.CelebACache(cache_path) as cache:
+        return config.replace(attribute_names=tuple(cache.attribute_names))
+
+
+def attribute_accuracy(
+    classifier: keras.Model, cache_path, split: str = "valid", names=None
+) -> dict:
+    """Held-out accuracy per attribute, with the majority-class baseline for context.
+
+    Args:
+        names: The classifier's outputs, in order (default: the cache's columns);
+            each is scored against the cache column of that name.
+    """
+    return _accuracy_report(*_held_out_predictions(classifier, cache_path, split, names))
+
+
+def _held_out_predictions(classifier: keras.Model, cache_path, split: str, names=None):
     """``(probabilities, labels, names)`` of ``classifier`` on one split of the cache."""
     with data.CelebACache(cache_path) as cache:
         images = cache.images(split)
-        labels = cache.attributes(split) > 0
-        names = cache.attribute_names
+        names = tuple(names or cache.attribute_names)
+        columns = [cache.attribute_names.index(name) for name in names]
+        labels = cache.attributes(split)[:, columns] > 0
     if len(images) == 0:
         raise TrainingError(f"Expected images in the {split!r} split of {cache_path}; found none.")
     probabilities = model.classifier_fn(classifier)(images)
@@ -219,7 +250,7 @@ def _held_out_predictions(classifier: keras.Model, cache_path, split: str):
     return probabilities, labels, names
 
 
-def attribute_accuracy(probabilities: np.ndarray, labels: np.ndarray, names) -> dict:
+def _accuracy_report(probabilities: np.ndarray, labels: np.ndarray, names) -> dict:
     """Accuracy per attribute at p > 0.5, with the majority-class baseline for context.
 
     Args:

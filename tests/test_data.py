@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from dealwithit import data
+from dealwithit import data, eyewear
 from dealwithit.data import (
     CELEBA_ATTRIBUTES,
     CELEBA_URL,
@@ -238,9 +238,16 @@ def test_cache_round_trip_keeps_faces_attributes_and_split(tiny_celeba, tmp_path
     table = read_attributes(tiny_celeba)
     with CelebACache(path) as cache:
         assert len(cache) == 24 and cache.image_size == SIZE
-        assert cache.attribute_names == tuple(CELEBA_ATTRIBUTES)
+        # CelebA's 40, then Sunglasses derived from lens darkness (the file has no such column).
+        assert cache.attribute_names == (*CELEBA_ATTRIBUTES, "Sunglasses")
+        assert cache.derived == ("Sunglasses",)
         assert list(cache.files()) == list(table.files)
-        np.testing.assert_array_equal(cache.attributes(), table.values)
+        np.testing.assert_array_equal(cache.attributes()[:, :40], table.values)
+        eyeglasses = table.values[:, CELEBA_ATTRIBUTES.index("Eyeglasses")]
+        np.testing.assert_array_equal(
+            cache.attributes()[:, 40],
+            eyewear.derive_sunglasses(eyeglasses, cache.lens_cheek_ratio()),
+        )
         faces = cache.images().astype(int)
         assert [len(cache.indices(s)) for s in ("train", "valid", "test")] == [16, 4, 4]
         np.testing.assert_array_equal(cache.indices("valid"), [4, 10, 16, 22])
@@ -298,7 +305,7 @@ def test_interrupted_build_leaves_no_complete_cache_and_resumes(tiny_celeba, tmp
 
     def crash_in_third_chunk(dataset, rows):
         calls.append(dataset.name)
-        if len(calls) == 10:  # block 3: images already appended, attributes not yet
+        if len(calls) == 11:  # block 3 (5 appends a block): images appended, attributes not yet
             raise RuntimeError("simulated crash")
         real_append(dataset, rows)
 
@@ -354,12 +361,12 @@ def test_cache_splits_and_names_are_checked(make_celeba, tmp_path):
     )
     with CelebACache(build(root, tmp_path)) as cache:
         assert cache.indices("test").size == 0  # like the shared subset
-        assert cache.attributes("test").shape == (0, 40)
+        assert cache.attributes("test").shape == (0, 41)  # 40 + derived Sunglasses
         with pytest.raises(DataError, match=r"'test' split .* found none"):
             cache.images("test")
         with pytest.raises(ValueError, match="Received: split='validation'"):
             cache.indices("validation")
-        with pytest.raises(DataError, match=r"Did you mean \['Eyeglasses'\]"):
+        with pytest.raises(DataError, match=r"Did you mean \['Eyeglasses'"):
             cache.attribute("eyeglasses")
         assert "train=20, valid=4, test=0" in repr(cache)
 

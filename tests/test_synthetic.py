@@ -94,9 +94,9 @@ def test_render_face_is_a_pure_function_of_the_factors():
 def test_attribute_file_has_the_official_format(synthetic_set):
     lines, rows = _attribute_rows(synthetic_set)
     assert int(lines[0]) == len(rows) == N_FACES
-    assert lines[1].split() == list(CELEBA_ATTRIBUTES)
-    # "000001.jpg -1  1 …": the name, then 40 values printed as "%2d" joined by spaces.
-    row_pattern = re.compile(r"^\d{6}\.jpg( (-1| 1)){40}$")
+    assert lines[1].split() == [*CELEBA_ATTRIBUTES, "Sunglasses"]
+    # "000001.jpg -1  1 …": the name, then 41 values printed as "%2d" joined by spaces.
+    row_pattern = re.compile(r"^\d{6}\.jpg( (-1| 1)){41}$")
     for k, row in enumerate(rows, start=1):
         assert row_pattern.match(row), row
         assert row.split()[0] == f"{k:06d}.jpg"
@@ -140,6 +140,7 @@ def test_factor_table_agrees_with_the_attributes(synthetic_set):
         assert factor["sunglasses"] == str(int(factor["eyewear"] == "sunglasses"))
         assert int(values[eyeglasses]) == (1 if factor["eyewear"] != "none" else -1)
         assert int(values[male]) == (1 if factor["male"] == "1" else -1)
+        assert int(values[-1]) == (1 if factor["eyewear"] == "sunglasses" else -1)  # Sunglasses
 
 
 def test_contact_sheet_tiles_the_first_faces_at_64_pixels(synthetic_set):
@@ -155,7 +156,8 @@ def test_contact_sheet_tiles_the_first_faces_at_64_pixels(synthetic_set):
 def test_attributes_are_truthful_for_sampled_faces():
     for factors in _faces(seed=11, count=1500):
         attributes = attributes_of(factors)
-        assert list(attributes) == list(CELEBA_ATTRIBUTES)
+        assert list(attributes) == [*CELEBA_ATTRIBUTES, "Sunglasses"]
+        assert (attributes["Sunglasses"] == 1) == (factors.eyewear == "sunglasses")
         assert set(attributes.values()) <= {-1, 1}
         assert (attributes["Eyeglasses"] == 1) == (factors.eyewear != "none")
         has_beard = factors.beard not in ("none", "stubble")

@@ -193,7 +193,8 @@ def test_judge_reports_auc_and_balanced_accuracy_on_held_out_faces_only(syntheti
     assert report["split"] == "valid" and report["n"] == len(images) == 10
     assert list(report["attributes"]) == list(names)
     judge, loaded_config = model.load_classifier(tmp_path)
-    assert loaded_config.to_dict() == config.to_dict()
+    assert loaded_config.attribute_names == tuple(names), "outputs named from the cache"
+    assert loaded_config.replace(attribute_names=()).to_dict() == config.to_dict()
     probabilities = model.classifier_fn(judge)(images)
     for k, name in enumerate(names):
         row = report["attributes"][name]
@@ -207,9 +208,11 @@ def test_judge_reports_auc_and_balanced_accuracy_on_held_out_faces_only(syntheti
 def test_judge_augments_in_training_only():
     """The augmentation layers change a face when training and leave it alone otherwise."""
     from dealwithit.config import JudgeConfig
+    from dealwithit.data import CELEBA_ATTRIBUTES
 
-    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16)
-    judge = model.build_attribute_classifier(config, num_attributes=41)
+    names = (*CELEBA_ATTRIBUTES, "Sunglasses")
+    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16, attribute_names=names)
+    judge = model.build_attribute_classifier(config)
     x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
     augment = judge.get_layer("augmentation")
     np.testing.assert_array_equal(augment(x, training=False), x)

@@ -224,6 +224,8 @@ def attribute_classifier(directory, config, cache, resume=False, limit=None, pro
     """Trains an attribute classifier into ``directory``, or reuses the one there with the same config."""
     from dealwithit import model, training
 
+    # Saved configs name the cache's attribute columns; compare like with like.
+    config = training.with_cache_attributes(config, cache)
     if (directory / model.CLASSIFIER_FILE).is_file() and (directory / model.CONFIG_FILE).is_file():
         # Compare the small config first; load the model only when it will be reused.
         if model.read_config(type(config), directory) == config:

@@ -76,7 +76,7 @@ def test_pipeline_end_to_end_from_the_command_line(tmp_path):
     )
     assert (tmp_path / "weights/LAST").read_text().strip() == "weights/synthetic"
     out = run("vector")
-    assert "Eyeglasses on Z" in out
+    assert " on Z (" in out and "cosine with the paired (true) direction" in out
     run("evaluate", "--json", "metrics.json")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for key in (

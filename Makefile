@@ -9,7 +9,7 @@ DATA ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test lint format notebooks benchmarks clean
+.PHONY: install demo test lint format notebooks benchmarks results clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ notebooks: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# RESULTS.md's tables from the committed records in results/ (see results/README.md).
+results: $(STAMP)
+	$(BIN)/python -m dealwithit.results tables
 
 clean:
 	rm -rf outputs/* .pytest_cache

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="VAE epochs (default: config)")
     p.add_argument("--classifier-epochs", type=positive_int, default=None)
+    p.add_argument(
+        "--judge-epochs", type=positive_int, default=None, help="epochs of the independent judge"
+    )
     p.add_argument("--latent-dim", type=positive_int, default=None)
     p.add_argument("--warmup-epochs", type=float, default=None)
     p.add_argument("--no-discriminative", action="store_true", help="train a plain VAE")
@@ -208,7 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attribute(p)
     p.add_argument("--json", type=Path, default=None, help="where to write the metrics")
     p.add_argument(
-        "--limit", type=positive_int, default=500, help="faces to evaluate (default 500)"
+        "--n",
+        "--limit",
+        dest="limit",
+        type=positive_int,
+        default=None,
+        help="faces to evaluate (default: every held-out face)",
+    )
+    p.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="also write a results record, e.g. results/edits_celeba/seed0.json (make results)",
     )
 
     p = sub.add_parser(
@@ -339,7 +353,7 @@ def _show(result) -> None:
 def _run_command(args) -> int:
     # Imported after parsing (see main): the steps pull in Keras and TensorFlow.
     from dealwithit import model, notebooks, pipeline, training
-    from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
+    from dealwithit.config import AttributeClassifierConfig, JudgeConfig, VAEConfig, VectorConfig
 
     command = args.command
     if command == "synth":
@@ -392,10 +406,14 @@ def _run_command(args) -> int:
                 image_size=image_size, epochs=args.classifier_epochs
             )
         strategy = training.make_strategy(args.strategy)  # before other TensorFlow work
+        judge_config = None
+        if args.judge_epochs is not None:
+            judge_config = JudgeConfig(image_size=image_size, epochs=args.judge_epochs)
         result = pipeline.train(
             workspace,
             config,
             classifier_config,
+            judge_config=judge_config,
             resume=args.resume,
             limit=args.limit,
             strategy=strategy,
@@ -408,7 +426,11 @@ def _run_command(args) -> int:
             config = config.replace(conditions=tuple(args.conditions))
         _show(pipeline.vector(workspace, config))
     elif command == "evaluate":
-        _show(pipeline.evaluate(workspace, args.json, args.limit, attribute=args.attribute))
+        _show(
+            pipeline.evaluate(
+                workspace, args.json, args.limit, attribute=args.attribute, record=args.record
+            )
+        )
     elif command == "apply":
         options = {
             "alpha": args.alpha,

@@ -252,6 +252,11 @@ def attribute_leakage(
     return {name: float(change[j]) for j, name in enumerate(names) if name not in exclude}
 
 
+def _per_face_mse(a: Any, b: Any) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
+
+
 def _mse(a: Any, b: Any) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -275,6 +280,72 @@ def counterfactual_ratio(
     numerator = _mse(edited, counterfactual)
     denominator = _mse(reconstruction, original)
     return numerator / denominator if denominator > 0 else None
+
+
+## Uncertainty
+
+
+def bootstrap_interval(
+    statistic: Callable[..., float | None],
+    samples: Sequence[Any],
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[float] | None:
+    """Percentile bootstrap interval of a statistic of per-face samples.
+
+    The faces are resampled with replacement, the same rows of every array
+    together (so a ratio of sums or an AUC keeps its pairs), ``n_resamples``
+    times; resamples where the statistic is undefined (e.g. an AUC with one
+    class) are dropped.
+
+    Args:
+        statistic: ``statistic(*arrays) -> float | None``.
+        samples: Arrays with the faces along axis 0, all of one length ``n``.
+        n_resamples: Bootstrap resamples.
+        confidence: Coverage of the interval.
+        seed: Seed of the resampling, so a report repeats exactly.
+
+    Returns:
+        ``[low, high]``, or None with no faces or no defined resample.
+    """
+    arrays = [np.asarray(a) for a in samples]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"Expected samples of one length. Received: {[len(a) for a in arrays]}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"Expected 0 < confidence < 1. Received: confidence={confidence}")
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        rows = rng.integers(0, n, n)
+        value = statistic(*(a[rows] for a in arrays))
+        if value is not None and np.isfinite(value):
+            values.append(value)
+    if not values:
+        return None
+    tail = 50 * (1 - confidence)
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC (Mann-Whitney, ties counted half); None with one class only."""
+    from scipy.stats import rankdata
+
+    positives = int(labels.sum())
+    negatives = labels.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> float | None:
+    total = float(denominator.sum())
+    return float(numerator.sum()) / total if total > 0 else None
 
 
 def best_of_k_ratio(edited: Any, styles: Any, reconstruction: Any, original: Any) -> float | None:
@@ -316,6 +387,7 @@ def evaluate_edits(
     directions: Mapping[str, Any],
     classifier: LatentClassifier,
     *,
+    reporting_classifier: LatentClassifier | None = None,
     kind: str = "conditional",
     attribute: str = "Eyeglasses",
     names: Sequence[str] = CELEBA_ATTRIBUTES,
@@ -326,6 +398,8 @@ def evaluate_edits(
     counterfactuals: Any = None,
     threshold: float = 0.5,
     progress: bool = True,
+    n_resamples: int = 1000,
+    curve_faces: int | None = 500,
 ) -> dict[str, Any]:
     """All edit metrics on held-out faces, as one JSON-ready dict.
 
@@ -341,7 +415,9 @@ def evaluate_edits(
         decode: ``z -> images`` in [0, 1].
         judge: ``images -> (n, len(names))`` probabilities; independent of the VAE.
         directions: ``{kind: (latent_dim,) unit vector}`` (from ``compute_directions``).
-        classifier: The latent classifier of ``attribute`` (for auto alpha and AUC).
+        classifier: The latent classifier of ``attribute`` (for auto alpha).
+        reporting_classifier: The one whose held-out AUC is ``latent_auc``
+            (``vectors.latent_auc_report``); None reports ``classifier``'s.
         kind: The direction the headline metrics use.
         attribute: The edited attribute, CelebA spelling.
         names: The judge's column names.
@@ -354,9 +430,15 @@ def evaluate_edits(
             face rendered with the attribute; used on the negatives.
         threshold: Judge probability that counts as positive.
         progress: Show tqdm bars.
+        n_resamples: Bootstrap resamples for ``intervals`` (0: none).
+        curve_faces: The dose-response curves (18 decodes each) use the first
+            this many negatives and positives; the headline numbers use every
+            face. None: every face.
 
     Returns:
-        A dict with ``latent_auc``; ``base_rate`` (judge positives among the
+        A dict with ``latent_auc``; ``judge_auc`` (the judge's AUC for
+        ``attribute`` on the original ``images``); ``intervals``, a bootstrap
+        95 % ``[low, high]`` over faces for each headline rate, share, ratio and AUC; ``base_rate`` (judge positives among the
         negatives' reconstructions); ``flip_rate`` (judge positives among the
         negatives after adding at auto alpha); ``removal_flip_rate`` (judge
         negatives among the positives after removal; None without positives);
@@ -395,9 +477,11 @@ def evaluate_edits(
     latent_dim = z.shape[1]
     directions = {k: as_direction(v, latent_dim) for k, v in directions.items()}
     direction = directions[kind]
-    report = classification_report(labels, classifier.predict_proba(z), threshold)
+    latent_scores = (reporting_classifier or classifier).predict_proba(z)
+    report = classification_report(labels, latent_scores, threshold)
     # How far to trust the judge's flip rates: its own AUC on the faces it was given.
-    judge_auc = classification_report(labels, _judge(judge, images)[:, index], threshold)["roc_auc"]
+    judge_scores = _judge(judge, images)[:, index]
+    judge_auc = _auc(labels, judge_scores)
 
     # Adding, on the negatives.
     negatives = ~labels
@@ -415,9 +499,9 @@ def evaluate_edits(
         flip_rate_by_kind[name] = flip_rate(judged, index, threshold)
         leakage[name] = attribute_leakage(judged_reconstruction, judged, names, related)
         if name == kind:
-            edited, add_alphas = decoded, step
+            edited, add_alphas, flipped = decoded, step, judged[:, index] >= threshold
     local = locality(images[negatives], reconstruction, edited, eye_rows)
-    counterfactual = best_of_k = None
+    counterfactual = best_of_k = per_face_counterfactual = None
     if counterfactuals is not None:
         counterfactuals = np.asarray(counterfactuals)
         styles = counterfactuals if counterfactuals.ndim == 5 else counterfactuals[:, None]
@@ -429,6 +513,10 @@ def evaluate_edits(
         counterfactual = counterfactual_ratio(
             edited, styles[negatives, 0], reconstruction, images[negatives]
         )
+        per_face_counterfactual = (
+            _per_face_mse(edited, styles[negatives, 0]),
+            _per_face_mse(reconstruction, images[negatives]),
+        )
         best_of_k = best_of_k_ratio(edited, styles[negatives], reconstruction, images[negatives])
 
     # Removing, on the positives.
@@ -438,6 +526,7 @@ def evaluate_edits(
         removal_alphas = alpha_for_removal(z_pos, direction, classifier, removal_probability)
         removed = _judge(judge, _decode(decode, apply_direction(z_pos, direction, removal_alphas)))
         removal_flip = 1.0 - flip_rate(removed, index, threshold)
+        removed_faces = removed[:, index] < threshold
 
     if alphas is None:
         top = 2.0 * float(np.median(add_alphas)) or 1.0
@@ -451,7 +540,7 @@ def evaluate_edits(
         alphas = np.asarray(alphas, dtype=np.float64)
         removal_grid = -alphas
     curve = _dose_response_from_latents(
-        z_neg, decode, judge, direction, alphas, index, threshold, progress, "adding"
+        z_neg[:curve_faces], decode, judge, direction, alphas, index, threshold, progress, "adding"
     )
     alpha_curve = [
         {"alpha": a, "flip_rate": r, "positive_rate": r, "mean_probability": p}
@@ -460,12 +549,44 @@ def evaluate_edits(
     removal_curve = []
     if z_pos.shape[0]:
         curve = _dose_response_from_latents(
-            z_pos, decode, judge, direction, removal_grid, index, threshold, progress, "removing"
+            z_pos[:curve_faces],
+            decode,
+            judge,
+            direction,
+            removal_grid,
+            index,
+            threshold,
+            progress,
+            "removing",
         )
         removal_curve = [
             {"alpha": a, "flip_rate": 1.0 - r, "positive_rate": r, "mean_probability": p}
             for a, r, p in zip(curve["alphas"], curve["positive_rate"], curve["mean_probability"])
         ]
+
+    # Per-face samples of each headline number, for bootstrap intervals.
+    change = np.abs(edited.astype(np.float64) - reconstruction)
+    band = np.zeros(change.shape[1], dtype=bool)
+    band[eye_rows] = True
+    per_face = {
+        "flip_rate": (np.mean, (flipped,)),
+        "base_rate": (np.mean, (judged_reconstruction[:, index] >= threshold,)),
+        "latent_auc": (_auc, (labels, latent_scores)),
+        "judge_auc": (_auc, (labels, judge_scores)),
+        "eye_band_share": (
+            _ratio_of_sums,
+            (change[:, band].sum(axis=(1, 2, 3)), change.sum(axis=(1, 2, 3))),
+        ),
+    }
+    if z_pos.shape[0]:
+        per_face["removal_flip_rate"] = (np.mean, (removed_faces,))
+    if per_face_counterfactual is not None:
+        per_face["counterfactual_ratio"] = (_ratio_of_sums, per_face_counterfactual)
+    intervals = {
+        name: bootstrap_interval(function, arrays, n_resamples, seed=i)
+        for i, (name, (function, arrays)) in enumerate(per_face.items())
+        if n_resamples
+    }
 
     return {
         "kind": kind,
@@ -473,6 +594,7 @@ def evaluate_edits(
         "n_negatives": int(negatives.sum()),
         "n_positives": int(labels.sum()),
         "latent_auc": report["roc_auc"],
+        "intervals": intervals,
         "latent_report": report,
         "base_rate": base_rate,
         "flip_rate": flip_rate_by_kind[kind],
@@ -525,7 +647,20 @@ def format_table(metrics: Mapping[str, Any], top_leakage: int = 3) -> str:
     ]
     title = f"Edit metrics: {metrics.get('attribute', '?')}, {metrics.get('kind', '?')} direction"
     lines = [title, "-" * len(title)]
-    lines += [f"{label:<32}{_number(value)}" for label, value in rows]
+    keys = {
+        "latent classifier AUC": "latent_auc",
+        "judge AUC (original faces)": "judge_auc",
+        "base rate (unedited negatives)": "base_rate",
+        "flip rate at auto alpha": "flip_rate",
+        "removal flip rate": "removal_flip_rate",
+        "eye-band share of change": "eye_band_share",
+        "counterfactual ratio": "counterfactual_ratio",
+    }
+    intervals = metrics.get("intervals") or {}
+    for label, value in rows:
+        interval = intervals.get(keys.get(label, ""))
+        ci = f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        lines.append(f"{label:<32}{_number(value)}{ci}")
     for key, label in (("alpha_curve", "adding curve"), ("removal_curve", "removing curve")):
         points = metrics.get(key) or []
         if points:

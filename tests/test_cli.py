@@ -75,14 +75,25 @@ def test_pipeline_end_to_end_from_the_command_line(tmp_path):
         return result.stdout
 
     run("synth", "--n", "160", "--out", "data/synthetic", "--workers", "1")
-    run("train", "--image-size", "32", "--epochs", "1", "--classifier-epochs", "1")
+    run(
+        "train",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--classifier-epochs",
+        "1",
+        "--judge-epochs",
+        "1",
+    )
     assert not (tmp_path / "weights/LAST").exists(), "no hidden pointer to go stale"
     out = run("vector")
-    assert "Eyeglasses on Z" in out
+    assert " on Z (" in out and "cosine with the paired (true) direction" in out
     run("evaluate", "--json", "metrics.json")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for key in (
         "latent_auc",
+        "judge_auc",
         "flip_rate",
         "removal_flip_rate",
         "eye_band_share",

@@ -248,3 +248,48 @@ def test_eyewear_kept_rate_counts_only_wearers():
     assert eyewear_kept_rate(probs, wearers, 15) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="at least one wearer"):
         eyewear_kept_rate(probs, -np.ones(5, int), 15)
+
+
+def test_judge_auc_and_intervals_are_reported(setup):
+    """judge_auc is the judge's AUC on the original faces; each interval brackets its number."""
+    from sklearn.metrics import roc_auc_score
+
+    images, labels, counterfactuals, directions, classifier = setup
+    metrics = evaluate_edits(
+        images,
+        labels,
+        encode,
+        decode,
+        judge,
+        directions,
+        classifier,
+        counterfactuals=counterfactuals,
+        eye_rows=EYES,
+        progress=False,
+        n_resamples=200,
+    )
+    expected = roc_auc_score(labels > 0, judge(images)[:, EYEGLASSES])
+    assert metrics["judge_auc"] == pytest.approx(expected, abs=1e-12)
+    for name in ("flip_rate", "base_rate", "removal_flip_rate", "latent_auc", "judge_auc"):
+        low, high = metrics["intervals"][name]
+        assert low <= metrics[name] <= high, name
+    low, high = metrics["intervals"]["eye_band_share"]
+    assert low <= metrics["eye_band_share"] <= high
+    low, high = metrics["intervals"]["counterfactual_ratio"]
+    assert low <= metrics["counterfactual_ratio"] <= high
+    assert "judge AUC" in format_table(metrics)
+
+
+def test_bootstrap_interval_of_a_mean_matches_the_normal_approximation():
+    """400 coin flips with p = 0.3: the 95 % interval is about 0.3 ± 1.96 sqrt(0.21 / 400)."""
+    from dealwithit.evaluate import bootstrap_interval
+
+    flips = np.zeros(400, dtype=bool)
+    flips[:120] = True
+    low, high = bootstrap_interval(np.mean, (flips,), n_resamples=2000)
+    half = 1.96 * np.sqrt(0.3 * 0.7 / 400)
+    assert low == pytest.approx(0.3 - half, abs=0.01)
+    assert high == pytest.approx(0.3 + half, abs=0.01)
+    assert bootstrap_interval(np.mean, (flips,), n_resamples=50, seed=1) == bootstrap_interval(
+        np.mean, (flips,), n_resamples=50, seed=1
+    )

@@ -97,12 +97,16 @@ def test_attribute_classifier_reports_every_attribute(synthetic_cache, tmp_path)
     classifier, report = training.train_attribute_classifier(
         synthetic_cache, config, tmp_path, progress=False
     )
-    assert len([k for k in report if k[0].isupper() or k[0].isdigit()]) == 40
+    from dealwithit import data
+
+    with data.CelebACache(synthetic_cache) as cache:
+        names = cache.attribute_names  # CelebA's 40 and the renderer's Sunglasses
+    assert [k for k in report if k[0].isupper() or k[0].isdigit()] == list(names)
     assert 0.0 <= report["Eyeglasses"] <= 1.0 and report["n"] == 10
     saved = json.loads((tmp_path / "attribute_accuracy.json").read_text())
     assert saved["mean_accuracy"] == pytest.approx(report["mean_accuracy"])
     loaded, loaded_config = model.load_classifier(tmp_path)
-    assert loaded_config == config
+    assert loaded_config == config.replace(attribute_names=tuple(names))
     x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x), classifier(x), atol=1e-6)
 
@@ -337,3 +341,50 @@ def test_transfer_copies_then_freezes_then_unfreezes(synthetic_cache, tmp_path):
     assert np.abs(at_end - after_one).max() > 1e-4  # trained in epoch 2
     other = model.load_vae(tmp_path).encoder.get_layer("encoder_2_conv")
     assert other.kernel.shape[0] == 4, "only transferred stages take the classifier's 3x3 kernels"
+
+
+def test_judge_reports_auc_and_balanced_accuracy_on_held_out_faces_only(synthetic_cache, tmp_path):
+    """attribute_report.json holds the valid split's 10 faces, not the 76 training ones.
+
+    Its numbers are recomputed here from the saved judge and the valid faces.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from dealwithit import data
+    from dealwithit.config import JudgeConfig
+
+    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16, epochs=1, batch_size=16)
+    training.train_attribute_classifier(synthetic_cache, config, tmp_path, progress=False)
+    report = json.loads((tmp_path / training.ATTRIBUTE_REPORT_FILE).read_text())
+    with data.CelebACache(synthetic_cache) as cache:
+        images, labels = cache.images("valid"), cache.attributes("valid") > 0
+        names = cache.attribute_names
+    assert report["split"] == "valid" and report["n"] == len(images) == 10
+    assert list(report["attributes"]) == list(names)
+    judge, loaded_config = model.load_classifier(tmp_path)
+    assert loaded_config.attribute_names == tuple(names), "outputs named from the cache"
+    assert loaded_config.replace(attribute_names=()).to_dict() == config.to_dict()
+    probabilities = model.classifier_fn(judge)(images)
+    for k, name in enumerate(names):
+        row = report["attributes"][name]
+        assert row["positive_rate"] == pytest.approx(labels[:, k].mean())
+        if 0 < labels[:, k].sum() < len(labels):
+            assert row["roc_auc"] == pytest.approx(roc_auc_score(labels[:, k], probabilities[:, k]))
+        else:
+            assert row["roc_auc"] is None
+
+
+def test_judge_augments_in_training_only():
+    """The augmentation layers change a face when training and leave it alone otherwise."""
+    from dealwithit.config import JudgeConfig
+    from dealwithit.data import CELEBA_ATTRIBUTES
+
+    names = (*CELEBA_ATTRIBUTES, "Sunglasses")
+    config = JudgeConfig(image_size=16, filters=(8, 16), dense_units=16, attribute_names=names)
+    judge = model.build_attribute_classifier(config)
+    x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    augment = judge.get_layer("augmentation")
+    np.testing.assert_array_equal(augment(x, training=False), x)
+    assert float(np.abs(keras.ops.convert_to_numpy(augment(x, training=True)) - x).max()) > 0.05
+    assert judge(x).shape == (4, 41)
+    np.testing.assert_array_equal(judge(x, training=False), judge(x, training=False))

@@ -1,0 +1,336 @@
+"""RESULTS.md's tables, generated from committed JSON records under ``results/``.
+
+A record is one run's metrics (one seed of one data set) with the command and
+the machine that produced it, in ``results/<run>/seed<k>.json``.
+``results/tables.json`` says which runs and seeds each table needs; ``make
+results`` renders every table between its markers in RESULTS.md, so no number
+there is typed by hand. The same records always give byte-identical tables, and
+a missing record stops it with the path it expected. The format is in
+``results/README.md``.
+
+    python -m dealwithit.results record classifier weights/celeba/judge/attribute_report.json \\
+        results/judge_celeba/seed1.json --command "python -m dealwithit train --data …"
+    python -m dealwithit.results tables          # what `make results` runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RECORD_FORMAT_VERSION = 1
+RECORD_KINDS = ("classifier", "edits")
+TABLES_FILE = "tables.json"
+
+
+class ResultsError(Exception):
+    """A record or table that is missing or malformed."""
+
+
+## Records
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run happened on: results repeat on one machine, not across (oneDNN)."""
+    from importlib import metadata
+
+    cpu = platform.processor() or None
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package, distributions in (
+        ("tensorflow", ("tensorflow", "tensorflow-cpu")),
+        ("keras", ("keras",)),
+        ("numpy", ("numpy",)),
+        ("scikit-learn", ("scikit-learn",)),
+    ):
+        versions[package] = None
+        for distribution in distributions:
+            try:
+                versions[package] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def command_line() -> str:
+    """This process's command line as a user would type it again."""
+    import shlex
+
+    program = Path(sys.argv[0]).name
+    head = "python -m dealwithit" if program in ("__main__.py", "dealwithit") else program
+    return " ".join([head, shlex.join(sys.argv[1:])]).strip()
+
+
+def make_record(
+    kind: str, metrics: Mapping[str, Any], command: str, commit: str | None = None
+) -> dict[str, Any]:
+    """One run's metrics wrapped with the command, machine, commit and time that produced them.
+
+    Args:
+        kind: ``"classifier"`` (an ``attribute_report.json``) or ``"edits"``
+            (an ``evaluate`` JSON).
+        metrics: The metrics as written by that step.
+        command: The command line that produced them.
+        commit: The git commit that produced them; default: the current one.
+    """
+    if kind not in RECORD_KINDS:
+        raise ResultsError(f"Expected kind among {RECORD_KINDS}. Received: kind={kind!r}")
+    return {
+        "format_version": RECORD_FORMAT_VERSION,
+        "kind": kind,
+        "command": command,
+        "machine": machine(),
+        "git_commit": commit or _git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": dict(metrics),
+    }
+
+
+def write_record(record: Mapping[str, Any], path: str | Path) -> Path:
+    """Writes a record atomically (``results/<run>/seed<k>.json``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_record(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Reads a record, or says which file is missing and how to make it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(
+            f"Expected the record {path}, found nothing. Produce it (see results/README.md), "
+            "e.g. `python -m dealwithit evaluate … --record "
+            f"{path}`, or remove its seed from results/{TABLES_FILE}."
+        )
+    record = json.loads(path.read_text())
+    missing = sorted({"format_version", "kind", "command", "machine", "metrics"} - set(record))
+    if missing:
+        raise ResultsError(f"Expected a record in {path}. Missing keys: {missing}.")
+    if kind is not None and record["kind"] != kind:
+        raise ResultsError(
+            f"Expected a {kind!r} record in {path}. Received a {record['kind']!r} record."
+        )
+    return record
+
+
+## Tables
+
+
+def _cell(values: Sequence[float | None], digits: int = 3) -> str:
+    """``0.991`` for one value, ``0.991 ± 0.004`` (sample sd) for several, ``n/a`` for none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _records(root: Path, run: str, seeds: Sequence[int], kind: str) -> list[dict[str, Any]]:
+    return [read_record(root / run / f"seed{seed}.json", kind)["metrics"] for seed in seeds]
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def classifier_table(root: Path, spec: Mapping[str, Any]) -> str:
+    """Held-out AUC and balanced accuracy of a classifier, one row per data set."""
+    focus = spec.get("attributes", ["Eyeglasses"])
+    header = ["data", "seeds", "n"]
+    for name in focus:
+        header += [f"{name} AUC", f"{name} balanced acc."]
+    header += ["mean AUC", "mean balanced acc.", "mean accuracy"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, run in spec["runs"].items():
+        reports = _records(root, run, spec["seeds"], "classifier")
+        row = [label, _seeds_text(spec["seeds"]), str(reports[0]["n"])]
+        for name in focus:
+            rows = [r["attributes"].get(name) for r in reports]
+            row.append(_cell([r["roc_auc"] if r else None for r in rows]))
+            row.append(_cell([r["balanced_accuracy"] if r else None for r in rows]))
+        row += [
+            _cell([r["mean_roc_auc"] for r in reports]),
+            _cell([r["mean_balanced_accuracy"] for r in reports]),
+            _cell([r["mean_accuracy"] for r in reports]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def attributes_table(root: Path, spec: Mapping[str, Any]) -> str:
+    """Every attribute's held-out AUC, balanced accuracy and accuracy beside a published accuracy."""
+    reports = _records(root, spec["run"], spec["seeds"], "classifier")
+    reference = json.loads((root / spec["reference"]).read_text())
+    published = reference["accuracy"]
+    header = ["attribute", "positive rate", "AUC", "balanced acc.", "accuracy", reference["label"]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in reports[0]["attributes"]:
+        rows = [r["attributes"][name] for r in reports]
+        paper = published.get(name)
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    _cell([r["positive_rate"] for r in rows]),
+                    _cell([r["roc_auc"] for r in rows]),
+                    _cell([r["balanced_accuracy"] for r in rows]),
+                    _cell([r["accuracy"] for r in rows]),
+                    "—" if paper is None else f"{paper / 100:.2f}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+# (label, key in the evaluate JSON, digits), in the order the edits table shows them.
+EDIT_ROWS = (
+    ("judge AUC (original faces)", "judge_auc", 3),
+    ("latent AUC (own classifier)", "latent_auc", 3),
+    ("flip rate at auto α", "flip_rate", 3),
+    ("judge's base rate on reconstructions", "base_rate", 3),
+    ("removal flip rate", "removal_flip_rate", 3),
+    ("eye-band share of the change", "eye_band_share", 3),
+    ("change outside eye band ÷ reconstruction error", "outside_change_ratio", 2),
+    ("counterfactual error ÷ reconstruction error", "counterfactual_ratio", 2),
+    ("reconstruction MSE / pixel", ("reconstruction", "mse"), 5),
+)
+
+
+def _lookup(metrics: Mapping[str, Any], key) -> Any:
+    if isinstance(key, tuple):
+        for part in key:
+            metrics = metrics.get(part) if isinstance(metrics, Mapping) else None
+        return metrics
+    return metrics.get(key)
+
+
+def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
+    """Edit metrics, mean ± sd over seeds, one column per data set."""
+    runs = spec["runs"]
+    columns = {label: _records(root, run, spec["seeds"], "edits") for label, run in runs.items()}
+    header = ["metric"] + [f"{label} (seeds {_seeds_text(spec['seeds'])})" for label in runs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, key, digits in EDIT_ROWS:
+        cells = [_cell([_lookup(m, key) for m in records], digits) for records in columns.values()]
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+RENDERERS = {"classifier": classifier_table, "attributes": attributes_table, "edits": edits_table}
+
+
+def render_tables(root: str | Path) -> dict[str, str]:
+    """Every table of ``root/tables.json``, as markdown, by name."""
+    root = Path(root)
+    path = root / TABLES_FILE
+    if not path.is_file():
+        raise ResultsError(f"Expected the table list {path}, found nothing.")
+    specs = json.loads(path.read_text())
+    tables = {}
+    for name, spec in specs.items():
+        if spec.get("type") not in RENDERERS:
+            raise ResultsError(
+                f"Expected table {name!r} in {path} to have a type among {sorted(RENDERERS)}. "
+                f"Received: {spec.get('type')!r}"
+            )
+        tables[name] = RENDERERS[spec["type"]](root, spec)
+    return tables
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+
+
+def update_markdown(text: str, tables: Mapping[str, str]) -> str:
+    """``text`` with each table's block, between its two markers, replaced by the table."""
+    for name, table in tables.items():
+        begin, end = _markers(name)
+        start, stop = text.find(begin), text.find(end)
+        if start < 0 or stop < start:
+            raise ResultsError(
+                f"Expected the markers {begin} … {end} in RESULTS.md for table {name!r}. "
+                "Add them where the table belongs."
+            )
+        text = text[: start + len(begin)] + "\n" + table + "\n" + text[stop:]
+    return text
+
+
+def regenerate(root: str | Path = "results", markdown: str | Path = "RESULTS.md") -> Path:
+    """Rewrites every generated table of ``markdown`` from the records in ``root``."""
+    markdown = Path(markdown)
+    text = update_markdown(markdown.read_text(), render_tables(root))
+    markdown.write_text(text)
+    return markdown
+
+
+## Command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dealwithit.results", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("record", help="wrap a metrics JSON file into a record")
+    p.add_argument("kind", choices=RECORD_KINDS)
+    p.add_argument("metrics", type=Path, help="attribute_report.json or an evaluate JSON")
+    p.add_argument("out", type=Path, help="results/<run>/seed<k>.json")
+    p.add_argument("--command", required=True, help="the command that produced the metrics")
+    p.add_argument("--commit", default=None, help="the commit that ran it (default: HEAD)")
+    p = sub.add_parser("tables", help="regenerate RESULTS.md's tables from the records")
+    p.add_argument("--root", type=Path, default=Path("results"))
+    p.add_argument("--markdown", type=Path, default=Path("RESULTS.md"))
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "record":
+            metrics = json.loads(args.metrics.read_text())
+            record = make_record(args.kind, metrics, args.command, args.commit)
+            path = write_record(record, args.out)
+            print(f"Record written to {path}")
+        else:
+            print(f"Tables regenerated in {regenerate(args.root, args.markdown)}")
+    except (ResultsError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

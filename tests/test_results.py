@@ -1,0 +1,114 @@
+"""make results: tables come from records, repeat byte for byte, and stop when one is missing."""
+
+import json
+
+import pytest
+
+from dealwithit import results
+
+NAMES = ("Eyeglasses", "Male")
+
+
+def _classifier_metrics(auc):
+    rows = {
+        name: {"roc_auc": auc, "balanced_accuracy": 0.9, "accuracy": 0.95, "positive_rate": 0.1}
+        for name in NAMES
+    }
+    return {
+        "split": "valid",
+        "n": 100,
+        "attributes": rows,
+        "mean_roc_auc": auc,
+        "mean_balanced_accuracy": 0.9,
+        "mean_accuracy": 0.95,
+    }
+
+
+def _edit_metrics(flip):
+    return {
+        "flip_rate": flip,
+        "judge_auc": 0.99,
+        "latent_auc": 0.95,
+        "reconstruction": {"mse": 0.006},
+    }
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "results"
+    tables = {
+        "judge": {"type": "classifier", "runs": {"real": "judge_real"}, "seeds": [0, 1]},
+        "judge_attributes": {
+            "type": "attributes",
+            "run": "judge_real",
+            "seeds": [0, 1],
+            "reference": "paper.json",
+        },
+        "edits": {"type": "edits", "runs": {"real": "edits_real"}, "seeds": [0, 1, 2]},
+    }
+    root.mkdir()
+    (root / "tables.json").write_text(json.dumps(tables))
+    (root / "paper.json").write_text(json.dumps({"label": "paper", "accuracy": {"Male": 98}}))
+    for seed, auc in ((0, 0.98), (1, 0.99)):
+        record = results.make_record("classifier", _classifier_metrics(auc), "python -m train")
+        results.write_record(record, root / "judge_real" / f"seed{seed}.json")
+    for seed, flip in enumerate((0.90, 0.95, 1.0)):
+        record = results.make_record("edits", _edit_metrics(flip), "python -m evaluate")
+        results.write_record(record, root / "edits_real" / f"seed{seed}.json")
+    return root
+
+
+def _markdown(path):
+    blocks = "".join(
+        f"<!-- results:{n} -->\nold\n<!-- /results:{n} -->\n"
+        for n in results.render_tables(path.parent / "results")
+    )
+    markdown = path.parent / "RESULTS.md"
+    markdown.write_text("# Results\n\n" + blocks + "hand-written prose\n")
+    return markdown
+
+
+def test_tables_are_mean_and_sd_over_seeds_and_repeat_byte_for_byte(root):
+    markdown = _markdown(root)
+    results.regenerate(root, markdown)
+    first = markdown.read_bytes()
+    results.regenerate(root, markdown)
+    assert markdown.read_bytes() == first
+    text = first.decode()
+    assert "old" not in text and "hand-written prose" in text
+    # flip rates 0.90, 0.95, 1.00: mean 0.950, sample sd 0.050.
+    assert "| flip rate at auto α | 0.950 ± 0.050 |" in text
+    # AUCs 0.98 and 0.99: mean 0.985, sd 0.007.
+    assert "| real | 0, 1 | 100 | 0.985 ± 0.007 |" in text
+    assert "| Male | 0.100 ± 0.000 | 0.985 ± 0.007 | 0.900 ± 0.000 | 0.950 ± 0.000 | 0.98 |" in text
+    assert "| Eyeglasses |" in text and text.count("| Eyeglasses |") == 1
+
+
+def test_a_missing_record_stops_with_its_path(root, capsys):
+    markdown = _markdown(root)
+    (root / "edits_real" / "seed2.json").unlink()
+    before = markdown.read_text()
+    with pytest.raises(results.ResultsError, match=r"edits_real/seed2\.json"):
+        results.regenerate(root, markdown)
+    assert markdown.read_text() == before, "nothing is rewritten when a record is missing"
+    assert results.main(["tables", "--root", str(root), "--markdown", str(markdown)]) == 1
+    assert "seed2.json" in capsys.readouterr().err
+
+
+def test_a_missing_marker_is_an_error(root):
+    markdown = root.parent / "RESULTS.md"
+    markdown.write_text("# Results\n")
+    with pytest.raises(results.ResultsError, match="<!-- results:judge -->"):
+        results.regenerate(root, markdown)
+
+
+def test_record_holds_command_machine_and_metrics(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(_edit_metrics(0.9)))
+    out = tmp_path / "results" / "run" / "seed0.json"
+    assert results.main(["record", "edits", str(metrics), str(out), "--command", "make it"]) == 0
+    record = results.read_record(out, "edits")
+    assert record["command"] == "make it" and record["metrics"]["flip_rate"] == 0.9
+    assert record["machine"]["cpus"] >= 1 and "tensorflow" in record["machine"]["packages"]
+    with pytest.raises(results.ResultsError, match="'classifier' record"):
+        results.read_record(out, "classifier")

@@ -821,10 +821,31 @@ def read_config(config_class, directory: str | Path):
         ) from error
 
 
+def with_variable_dtype(model: keras.Model, dtype: str) -> keras.Model:
+    """A copy of a functional model whose layers hold their weights in ``dtype``.
+
+    ``pack`` stores the shipped classifiers in float16 (half the bytes);
+    ``load_classifier`` turns them back into float32 models, so they compute
+    exactly as trained models do, from weights rounded to float16.
+    """
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights([np.asarray(w).astype(dtype) for w in model.get_weights()])
+    return copy
+
+
 def load_classifier(directory: str | Path) -> tuple[keras.Model, AttributeClassifierConfig]:
-    """Loads an attribute classifier and its config saved by ``save_classifier``."""
+    """Loads an attribute classifier and its config saved by ``save_classifier``.
+
+    One stored in float16 (``pack``) comes back as a float32 model.
+    """
     directory = Path(directory)
     model = _load(directory / CLASSIFIER_FILE, "attribute classifier")
+    if any(w.dtype == "float16" for w in model.weights):
+        model = with_variable_dtype(model, "float32")
     return model, read_config(AttributeClassifierConfig, directory)
 
 

@@ -17,7 +17,6 @@ import shutil
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
@@ -1129,7 +1128,7 @@ def pack(weights: Path, out: Path, judge: Path | None = None) -> PackResult:
     """Copies a trained weights folder for inference only: what ``apply`` and ``evaluate`` read.
 
     Models are saved without optimizer state (a third of a training folder's
-    size); every attribute's vectors are kept, the encoded data (``codes.npz``)
+    size), the classifier and judge with float16 weights (half again); every attribute's vectors are kept, the encoded data (``codes.npz``)
     is not. Used to make the shipped ``weights/pretrained``.
 
     Args:
@@ -1146,9 +1145,9 @@ def pack(weights: Path, out: Path, judge: Path | None = None) -> PackResult:
         ("judge", judge or weights / "judge"),
     ):
         classifier, config = model.load_classifier(_require(source, "train"))
-        inference = keras.models.clone_model(classifier)  # uncompiled: no optimizer state
-        inference.set_weights(classifier.get_weights())
-        model.save_classifier(inference, config, out / name)
+        # Uncompiled (no optimizer state) and stored in float16: the shipped folder stays
+        # under 25 MB; load_classifier computes in float32 again.
+        model.save_classifier(model.with_variable_dtype(classifier, "float16"), config, out / name)
         for report in source.glob("attribute_*.json"):
             shutil.copy2(report, out / name / report.name)
     for folder in sorted((weights / "vectors").glob(f"*/{vectors.VECTORS_FILE}")):

@@ -394,7 +394,7 @@ def test_dataset_yields_float_batches_in_unit_range(chunked_cache):
     assert [b[0].shape[0] for b in batches] == [5, 5, 5, 1]
     images, labels = batches[0]
     assert images.dtype.name == "float32" and images.shape[1:] == (SIZE, SIZE, 3)
-    assert labels.dtype.name == "float32" and labels.shape == (5, 40)
+    assert labels.dtype.name == "float32" and labels.shape == (5, 41)  # 40 + derived Sunglasses
     assert 0.0 <= float(np.min(images)) and float(np.max(images)) <= 1.0
     assert set(np.unique(labels)) <= {0.0, 1.0}
     dropped = make_dataset(path, "train", batch_size=5, drop_remainder=True)

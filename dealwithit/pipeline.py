@@ -505,6 +505,7 @@ class VectorResult:
     held_images: np.ndarray = dataclasses.field(repr=False)  # (n_held, S, S, 3) uint8
     latent_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,)
     pixel_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,) the judge's
+    paired_cosines: dict | None = None  # synthetic: each kind's cosine with the paired direction
 
     def report(self) -> str:
         return vectors.format_report(
@@ -517,6 +518,11 @@ class VectorResult:
             self.kind_cosines,
             self.attribute_cosines[self.config.kind],
             self.config.kind,
+        ) + (
+            "\n  cosine with the paired (true) direction: "
+            + ", ".join(f"{k} {v:+.3f}" for k, v in self.paired_cosines.items())
+            if self.paired_cosines
+            else ""
         )
 
 
@@ -636,6 +642,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
         held_images=held_images,
         latent_scores=latent_scores,
         pixel_scores=pixel_scores,
+        paired_cosines=paired_cosines,
     )
 
 
@@ -1092,6 +1099,7 @@ def demo(
     names = ("reconstructions.png", "training_curves.png", "roc.png", "dose_response.png")
     shown = [workspace.outputs / name for name in names] + [drawn.slider_grid, drawn.gif]
     if _trained(PRETRAINED):
+        (Path("outputs") / "photos").mkdir(parents=True, exist_ok=True)
         photo = faces.save_photo(example_photo(), Path("outputs") / "photos" / "astronaut.png")
         edited = apply_photos(PRETRAINED, [photo], Path("outputs") / "pretrained", gif=True)
         report(edited)

@@ -192,7 +192,12 @@ def write_weights(
         metadata,
     )
     if judge:
-        config = AttributeClassifierConfig(image_size=16, filters=(8, 16), dense_units=8)
+        config = AttributeClassifierConfig(
+            image_size=16,
+            filters=(8, 16),
+            dense_units=8,
+            attribute_names=(*CELEBA_ATTRIBUTES, "Sunglasses"),
+        )
         model.save_classifier(model.build_attribute_classifier(config), config, folder / "judge")
     return folder
 

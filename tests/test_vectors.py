@@ -320,7 +320,7 @@ def test_reporting_classifier_chooses_weak_regularisation_when_it_pays():
     z = rng.normal(size=(1500, 40))
     labels = z @ w + 0.5 * rng.normal(size=1500) > 2.0
     _, report = latent_auc_report(z[:1000], labels[:1000], z[1000:], labels[1000:])
-    strong = fit_latent_classifier(z[:1000], labels[:1000], l2=0.001)
+    strong = fit_latent_classifier(z[:1000], labels[:1000], inverse_l2=0.001)
     assert report["C"] > 0.001
     assert report["roc_auc"] > 0.98
     assert (

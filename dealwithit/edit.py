@@ -150,14 +150,10 @@ def slider_grid(
     return decoded.reshape(n, m, *decoded.shape[1:])
 
 
-def residual_edit(
+def decode_pair(
     images: Any, encode: Encode, decode: Decode, direction: Any, alphas: Any
-) -> np.ndarray:
-    """What the edit changes, ``decode(z + alpha v) - decode(z)``, as signed floats.
-
-    Adding this residual to a sharper original (a photo crop) transfers the
-    sunglasses without the VAE's blur on the rest of the face. Both decodes
-    share one batch.
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(decode(z), decode(z + alpha v))`` for faces encoded once, decoded in one batch.
 
     Args:
         images: ``(n, S, S, 3)`` floats in [0, 1].
@@ -169,7 +165,7 @@ def residual_edit(
             encoded once).
 
     Returns:
-        ``(n, S, S, 3)`` float32 in [-1, 1].
+        Two float32 ``(n, S, S, 3)`` arrays in [0, 1]: plain and edited decodes.
     """
     images = check_images(images)
     n = images.shape[0]
@@ -178,7 +174,23 @@ def residual_edit(
         alphas = alphas(z)
     both = np.concatenate([z, apply_direction(z, direction, alphas)], axis=0)
     decoded = _decode(decode, both, 2 * n).astype(np.float32)
-    return decoded[n:] - decoded[:n]
+    return decoded[:n], decoded[n:]
+
+
+def residual_edit(
+    images: Any, encode: Encode, decode: Decode, direction: Any, alphas: Any
+) -> np.ndarray:
+    """What the edit changes, ``decode(z + alpha v) - decode(z)``, as signed floats.
+
+    Adding this residual to a sharper original (a photo crop) transfers the
+    sunglasses without the VAE's blur on the rest of the face. Both decodes
+    share one batch (``decode_pair``, whose arguments these are).
+
+    Returns:
+        ``(n, S, S, 3)`` float32 in [-1, 1].
+    """
+    plain, edited = decode_pair(images, encode, decode, direction, alphas)
+    return edited - plain
 
 
 ## The meme
@@ -426,9 +438,7 @@ def dealwithit_frames(
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"Expected one image (S, S, 3). Received: shape={image.shape}")
-    z = np.asarray(encode(check_images(image[None])), dtype=np.float64)
-    both = np.concatenate([z, apply_direction(z, direction, [float(alpha)])])
-    plain, edited = _decode(decode, both, 2)
+    (plain,), (edited,) = decode_pair(image[None], encode, decode, direction, [float(alpha)])
     lens = eyewear.lens_mask(plain, edited)
     up = [np.asarray(_resize(to_pil(face), size, resample)) for face in (plain, edited)]
     lens_up = np.asarray(Image.fromarray(lens).resize((size, size), Image.Resampling.BILINEAR))

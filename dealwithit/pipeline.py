@@ -703,49 +703,42 @@ class Editor:
 
         A photo edit needs both: the residual for the face, the edited decode for opaque lenses.
         """
-        z = self.encode(crops)
-        both = np.concatenate(
-            [z, edit.apply_direction(z, self.direction, self.alphas(z, alpha, remove))]
-        )
-        decoded = self.decode(both)
-        return decoded[: len(z)], decoded[len(z) :]
-
-    def residuals(self, crops, alpha=None, remove=False, scale: float = 1.0):
-        """``decode(z + a v) - decode(z)`` for aligned crops ``(n, S, S, 3)`` in [0, 1], one decode."""
-        return edit.residual_edit(
-            crops,
-            self.encode,
-            self.decode,
-            self.direction,
-            lambda z: self.alphas(z, alpha, remove) * scale,
+        return edit.decode_pair(
+            crops, self.encode, self.decode, self.direction, lambda z: self.alphas(z, alpha, remove)
         )
 
 
 def _counterfactual_pairs(data_dir: Path, files, image_size: int):
     """``(sunglasses_after (n,) bool, twins (n, S, S, 3))`` for ``files``, or None without them."""
     listing = data_dir / "counterfactual" / "list_counterfactual.txt"
-    twins = _counterfactuals(data_dir, files, image_size)
-    if twins is None or not listing.is_file():
+    twins = _twins(data_dir, files, image_size)
+    if twins is None:
         return None
     after = dict(line.split() for line in listing.read_text().splitlines() if line.strip())
     if not all(name in after for name in files):
         return None
-    if twins.ndim == 5:  # (n, 1 + K, S, S, 3): the strict twin comes first
-        twins = twins[:, 0]
     return np.array([after[name] == "1" for name in files]), twins
 
 
-def _counterfactuals(data_dir: Path, files, image_size: int):
-    """The renderer's flipped-eyewear images of ``files``, or None when the folder has none."""
+def _twins(data_dir: Path, files, image_size: int):
+    """The renderer's flipped-eyewear twin of each of ``files``, or None when the folder has none."""
     folder = data_dir / "counterfactual"
     if not (folder / "list_counterfactual.txt").is_file():
         return None
     paths = [folder / name for name in files]
     if not all(path.is_file() for path in paths):
         return None
-    twins = as_floats(np.stack([data.load_face(path, image_size) for path in paths]))
+    return as_floats(np.stack([data.load_face(path, image_size) for path in paths]))
+
+
+def _counterfactuals(data_dir: Path, files, image_size: int):
+    """The twins of ``files`` and, when rendered, their other sunglasses styles; or None."""
+    twins = _twins(data_dir, files, image_size)
+    if twins is None:
+        return None
+    folder = data_dir / "counterfactual"
     styles = [sorted((folder / "styles").glob(f"{Path(name).stem}_*.jpg")) for name in files]
-    count = min((len(found) for found, path in zip(styles, paths) if found), default=0)
+    count = min((len(found) for found in styles if found), default=0)
     if not count:
         return twins
     # (n, 1 + K, S, S, 3): the strict twin first, then other sunglasses styles. Faces that get

@@ -353,7 +353,7 @@ def _show(result) -> None:
 def _run_command(args) -> int:
     # Imported after parsing (see main): the steps pull in Keras and TensorFlow.
     from dealwithit import model, notebooks, pipeline, training
-    from dealwithit.config import AttributeClassifierConfig, JudgeConfig, VAEConfig, VectorConfig
+    from dealwithit.config import AttributeClassifierConfig, VAEConfig, VectorConfig
 
     command = args.command
     if command == "synth":
@@ -408,7 +408,7 @@ def _run_command(args) -> int:
         strategy = training.make_strategy(args.strategy)  # before other TensorFlow work
         judge_config = None
         if args.judge_epochs is not None:
-            judge_config = JudgeConfig(image_size=image_size, epochs=args.judge_epochs)
+            judge_config = workspace.judge_config(epochs=args.judge_epochs)
         result = pipeline.train(
             workspace,
             config,

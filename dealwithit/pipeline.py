@@ -135,6 +135,21 @@ class Workspace:
         return data.default_cache_path(self.data, self.image_size)
 
     @property
+    def synthetic(self) -> bool:
+        """Whether the data are this project's rendered faces (the renderer writes its factors)."""
+        return (self.data / "synthetic_factors.csv").is_file()
+
+    def judge_config(self, **overrides) -> JudgeConfig:
+        """The judge for this data: the full ``JudgeConfig`` for real faces, a small one for synthetic.
+
+        The synthetic eyewear is easy (judge AUC 1.000 after 3 epochs of the
+        one-conv-per-stage network), so the demo's budget goes to the VAE.
+        """
+        if self.synthetic:
+            overrides = {"epochs": 3, "convs_per_stage": 1, **overrides}
+        return JudgeConfig(image_size=self.image_size, **overrides)
+
+    @property
     def classifier_dir(self) -> Path:
         """The attribute classifier whose features discriminative regularization compares."""
         return self.weights / "classifier"
@@ -372,7 +387,7 @@ def train(
         classifier, reports["classifier"] = attribute_classifier(
             workspace.classifier_dir, classifier_config, cache, resume, limit, progress
         )
-    judge_config = judge_config or JudgeConfig(image_size=workspace.image_size)
+    judge_config = judge_config or workspace.judge_config()
     _, reports["judge"] = attribute_classifier(
         workspace.judge_dir, judge_config, cache, resume, limit, progress
     )
@@ -912,8 +927,7 @@ SOURCE_FILE = "source.json"
 
 def write_source(workspace: Workspace) -> Path:
     """Records which data a weights folder is trained on (``source.json``), e.g. to warn on photos."""
-    synthetic = (workspace.data / "synthetic_factors.csv").is_file()
-    values = {"data": str(workspace.data), "synthetic": synthetic}
+    values = {"data": str(workspace.data), "synthetic": workspace.synthetic}
     return atomic.write_json(workspace.weights / SOURCE_FILE, values)
 
 
@@ -1071,18 +1085,13 @@ def demo(
     report = report or (lambda result: None)
     start = time.time()
     folder = Path(data_dir) if data_dir is not None else default_data()
-    judge_config = None
-    if folder == DEFAULT_SYNTHETIC:
-        # The synthetic eyewear is easy (judge AUC 0.996 after 3 epochs of the small
-        # network): keep the demo's budget; real faces get the full JudgeConfig.
-        judge_config = JudgeConfig(image_size=image_size, epochs=3, convs_per_stage=1)
     if folder == DEFAULT_SYNTHETIC and not (folder / data.ATTRIBUTE_FILE).exists():
         report(synth(folder, n))
     workspace = Workspace(folder, image_size)
     config = VAEConfig(image_size=image_size)
     if epochs is not None:
         config = config.replace(epochs=epochs)
-    report(train(workspace, config, retrain=False, judge_config=judge_config))
+    report(train(workspace, config, retrain=False))
     report(vector(workspace))
     evaluated = evaluate(workspace)
     report(evaluated)

@@ -221,37 +221,68 @@ def attributes_table(root: Path, spec: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# (label, key in the evaluate JSON, digits), in the order the edits table shows them.
+def _largest_leak(metrics: Mapping[str, Any]) -> float | None:
+    """The largest |change| of the judge's probability of another attribute, for the edit's kind."""
+    leaks = (metrics.get("leakage") or {}).get(metrics.get("kind"))
+    return max((abs(v) for v in leaks.values()), default=None) if leaks else None
+
+
+# Values that are not a plain path into a metrics JSON, by the name a row gives.
+DERIVED = {"largest_leak": _largest_leak}
+
+# (label, dotted key into the metrics JSON or a DERIVED name, digits): the default edits rows.
 EDIT_ROWS = (
     ("judge AUC (original faces)", "judge_auc", 3),
     ("latent AUC (own classifier)", "latent_auc", 3),
     ("flip rate at auto α", "flip_rate", 3),
+    ("dark-lens rate", "dark_lens_rate", 3),
     ("judge's base rate on reconstructions", "base_rate", 3),
     ("removal flip rate", "removal_flip_rate", 3),
     ("eye-band share of the change", "eye_band_share", 3),
     ("change outside eye band ÷ reconstruction error", "outside_change_ratio", 2),
-    ("counterfactual error ÷ reconstruction error", "counterfactual_ratio", 2),
-    ("reconstruction MSE / pixel", ("reconstruction", "mse"), 5),
+    ("counterfactual ratio, strict twin", "counterfactual_ratio", 2),
+    ("counterfactual ratio, best of K styles", "counterfactual_ratio_best_of_k", 2),
+    ("largest leakage, \\|Δ judge probability\\|", "largest_leak", 2),
+    ("mean auto α", "mean_alpha", 2),
+    ("PSNR (dB)", "reconstruction.psnr", 2),
+    ("reconstruction MSE / pixel", "reconstruction.mse", 5),
+    ("eye-band MSE", "reconstruction.eye_band_mse", 5),
+    ("KL / image (nats)", "reconstruction.kl_per_image", 0),
+    ("eyewear kept in reconstructions", "reconstruction.eyewear_kept_rate", 3),
 )
 
 
-def _lookup(metrics: Mapping[str, Any], key) -> Any:
-    if isinstance(key, tuple):
-        for part in key:
-            metrics = metrics.get(part) if isinstance(metrics, Mapping) else None
-        return metrics
-    return metrics.get(key)
+def _lookup(metrics: Mapping[str, Any], key: str) -> Any:
+    if key in DERIVED:
+        return DERIVED[key](metrics)
+    for part in key.split("."):
+        metrics = metrics.get(part) if isinstance(metrics, Mapping) else None
+    return metrics
+
+
+def _run_and_seeds(entry, seeds: Sequence[int]) -> tuple[str, Sequence[int]]:
+    """A ``runs`` entry is a run folder, or ``{"run": folder, "seeds": [...]}`` with its own seeds."""
+    if isinstance(entry, Mapping):
+        return entry["run"], entry.get("seeds", seeds)
+    return entry, seeds
 
 
 def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
-    """Edit metrics, mean ± sd over seeds, one column per data set."""
-    runs = spec["runs"]
-    columns = {label: _records(root, run, spec["seeds"], "edits") for label, run in runs.items()}
-    header = ["metric"] + [f"{label} (seeds {_seeds_text(spec['seeds'])})" for label in runs]
+    """Metrics, mean ± sd over seeds, one column per run; rows from ``spec["rows"]`` or EDIT_ROWS.
+
+    Rows whose value no run has are left out, so one row list serves real and synthetic runs.
+    """
+    header, columns = ["metric"], []
+    for label, entry in spec["runs"].items():
+        run, seeds = _run_and_seeds(entry, spec.get("seeds", [0]))
+        columns.append(_records(root, run, seeds, spec.get("kind", "edits")))
+        header.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {_seeds_text(seeds)})")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, key, digits in EDIT_ROWS:
-        cells = [_cell([_lookup(m, key) for m in records], digits) for records in columns.values()]
-        lines.append("| " + " | ".join([label, *cells]) + " |")
+    for label, key, digits in spec.get("rows", EDIT_ROWS):
+        values = [[_lookup(m, key) for m in records] for records in columns]
+        if all(v is None for column in values for v in column):
+            continue
+        lines.append("| " + " | ".join([label, *(_cell(v, digits) for v in values)]) + " |")
     return "\n".join(lines)
 
 

@@ -14,8 +14,6 @@ Quality at equal epochs is in RESULTS.md (it takes full training runs).
 
 from __future__ import annotations
 
-import argparse
-
 import harness  # first: it quiets TensorFlow's start-up logs
 import keras
 
@@ -48,14 +46,7 @@ def build_models() -> dict[str, keras.Model]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--quick", action="store_true", help="tiny run to check the script")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.rounds = 2, 2
-
+    args = harness.steps_and_rounds(__doc__.splitlines()[0], steps, rounds)
     record = harness.Record(
         "precision",
         "7. Mixed bfloat16 training",
@@ -66,22 +57,9 @@ def main() -> None:
         "posterior heads, sampling noise, output and losses).",
     )
     record.settings(steps=args.steps, rounds=args.rounds, batch_size=batch_size, image_size=64)
-    dataset = harness.in_memory_dataset(harness.random_images(args.steps * batch_size), batch_size)
-    models = build_models()
     callbacks = [KLWarmup(10_000)]
-    for network in models.values():
-        harness.fit_rate(network, dataset, args.steps, batch_size, callbacks)  # warm-up: tracing
-    values, loads = harness.interleave(
-        {
-            name: (
-                lambda m=network: harness.fit_rate(m, dataset, args.steps, batch_size, callbacks)
-            )
-            for name, network in models.items()
-        },
-        args.rounds,
-    )
-    for name in models:
-        record.add_rates(name, values[name], "img/s", loads=loads[name])
+    models = {name: (network, callbacks) for name, network in build_models().items()}
+    values, loads = harness.training_rates(record, models, args.steps, args.rounds, batch_size)
     ratios = {}
     for kind in ("DR-VAE", "plain"):
         ratios[kind] = record.add_speed_ratio(

@@ -17,8 +17,6 @@ round. Ratios are taken round by round.
 
 from __future__ import annotations
 
-import argparse
-
 import harness  # first: it quiets TensorFlow's start-up logs
 import keras
 from reference_vae import ReferenceVAE
@@ -58,14 +56,7 @@ def build_models() -> dict[str, tuple[keras.Model, list]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--quick", action="store_true", help="tiny run to check the script")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.rounds = 2, 2
-
+    args = harness.steps_and_rounds(__doc__.splitlines()[0], steps, rounds)
     record = harness.Record(
         "training",
         "1. Training throughput",
@@ -77,25 +68,9 @@ def main() -> None:
         "*DR-VAE*: `build_vae(VAEConfig(), classifier)` with `KLWarmup`.",
     )
     record.settings(steps=args.steps, rounds=args.rounds, batch_size=batch_size, image_size=64)
-    dataset = harness.in_memory_dataset(harness.random_images(args.steps * batch_size), batch_size)
     models = build_models()
     record.settings(jit_compile=bool(models["ours"][0].jit_compile))
-    for network, callbacks in models.values():
-        harness.fit_rate(network, dataset, args.steps, batch_size, callbacks)  # warm-up: tracing
-
-    values, loads = harness.interleave(
-        {
-            name: (
-                lambda m=network, c=callbacks: harness.fit_rate(
-                    m, dataset, args.steps, batch_size, c
-                )
-            )
-            for name, (network, callbacks) in models.items()
-        },
-        args.rounds,
-    )
-    for name in models:
-        record.add_rates(name, values[name], "img/s", loads=loads[name])
+    values, loads = harness.training_rates(record, models, args.steps, args.rounds, batch_size)
     both = loads["ours"] + loads["reference"]
     ours = record.add_speed_ratio(
         "ours / reference", values["ours"], values["reference"], loads=both, goal=(">=", 1.0)

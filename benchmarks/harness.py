@@ -10,6 +10,7 @@ turns the records into BENCHMARKS.md.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -434,6 +435,58 @@ def fit_rate(model, dataset, steps: int, batch_size: int = 64, callbacks=()) -> 
         callbacks=[*callbacks, clock],
     )
     return clock.rate
+
+
+def steps_and_rounds(description: str, steps: int, rounds: int) -> argparse.Namespace:
+    """Parses ``--steps``, ``--rounds`` and ``--quick`` (2 steps, 2 rounds: checks the script)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--quick", action="store_true", help="tiny run to check the script")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.rounds = 2, 2
+    return args
+
+
+def training_rates(
+    record: Record,
+    models: dict[str, tuple[Any, Sequence]],
+    steps: int,
+    rounds: int,
+    batch_size: int = 64,
+) -> tuple[dict[str, list[Rate]], dict[str, list[float]]]:
+    """Times ``model.fit`` of several compiled models on the same random images, interleaved.
+
+    Each model trains one untimed epoch first (tracing), then ``rounds`` timed
+    epochs of ``steps`` batches, interleaved round by round (``interleave``);
+    a row of images per second is added to ``record`` for each.
+
+    Args:
+        record: Where the rows go.
+        models: Name -> ``(model, callbacks)``: a compiled model and the
+            callbacks it trains with.
+        steps: Batches per timed epoch.
+        rounds: Timed epochs per model.
+        batch_size: Images per batch (64x64 random images held in memory).
+
+    Returns:
+        ``(values, loads)`` as ``interleave``: per model, its ``Rate`` and the
+        load average of each round, for ratios between models.
+    """
+    dataset = in_memory_dataset(random_images(steps * batch_size), batch_size)
+    for network, callbacks in models.values():
+        fit_rate(network, dataset, steps, batch_size, callbacks)
+    values, loads = interleave(
+        {
+            name: (lambda m=network, c=callbacks: fit_rate(m, dataset, steps, batch_size, c))
+            for name, (network, callbacks) in models.items()
+        },
+        rounds,
+    )
+    for name in models:
+        record.add_rates(name, values[name], "img/s", loads=loads[name])
+    return values, loads
 
 
 ## Data sets, rendered once and kept in SCRATCH

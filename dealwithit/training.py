@@ -548,81 +548,55 @@ def train_vae(
             "backups, so the other workers could not restore theirs. Start the run again."
         )
     with worker_directory(directory, strategy) as directory:
-        return _train_vae(
-            cache_path,
-            config,
-            directory,
-            classifier,
-            resume,
-            strategy,
-            progress,
-            limit,
-            validation,
-            callbacks,
-        )
-
-
-def _train_vae(
-    cache_path,
-    config,
-    directory,
-    classifier,
-    resume,
-    strategy,
-    progress,
-    limit,
-    validation,
-    callbacks,
-):
-    """``train_vae`` itself, writing into the folder ``worker_directory`` chose."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _steps(cache_path, "train", config.batch_size, limit)
-    with data.CelebACache(cache_path) as cache:
-        if cache.image_size != config.image_size:
-            raise TrainingError(
-                f"Expected a cache of {config.image_size}x{config.image_size} images for this config. "
-                f"Received {cache.image_size}x{cache.image_size} in {cache_path}. Re-run prepare "
-                f"with --image-size {config.image_size} or change image_size."
+        directory.mkdir(parents=True, exist_ok=True)
+        _steps(cache_path, "train", config.batch_size, limit)
+        with data.CelebACache(cache_path) as cache:
+            if cache.image_size != config.image_size:
+                size = config.image_size
+                raise TrainingError(
+                    f"Expected a cache of {size}x{size} images for this config. Received "
+                    f"{cache.image_size}x{cache.image_size} in {cache_path}. Re-run prepare "
+                    f"with --image-size {size} or change image_size."
+                )
+            has_valid = len(cache.indices("valid")) > 0
+            calibration = cache.images("train", limit=512)
+        valid = {}
+        if validation and has_valid:
+            dataset, steps = _fit_data(
+                cache_path, "valid", config.batch_size, strategy, shuffle=False, limit=limit
             )
-        has_valid = len(cache.indices("valid")) > 0
-        calibration = cache.images("train", limit=512)
-    valid = {}
-    if validation and has_valid:
-        dataset, steps = _fit_data(
-            cache_path, "valid", config.batch_size, strategy, shuffle=False, limit=limit
+            valid = {"validation_data": dataset, "validation_steps": steps}
+        with strategy.scope() if strategy is not None else nullcontext():
+            vae = model.build_vae(config, classifier)
+            vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
+            vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        if _is_multi_worker(strategy):
+            _logs_with_a_batch_axis(vae)
+        train, steps_per_epoch = _fit_data(
+            cache_path, "train", config.batch_size, strategy, seed=config.seed, limit=limit
         )
-        valid = {"validation_data": dataset, "validation_steps": steps}
-    with strategy.scope() if strategy is not None else nullcontext():
-        vae = model.build_vae(config, classifier)
-        vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
-        vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    if _is_multi_worker(strategy):
-        _logs_with_a_batch_axis(vae)
-    train, steps_per_epoch = _fit_data(
-        cache_path, "train", config.batch_size, strategy, seed=config.seed, limit=limit
-    )
-    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
-    history = vae.fit(
-        train,
-        steps_per_epoch=steps_per_epoch,
-        **valid,
-        epochs=config.epochs,
-        verbose=0,
-        shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
-        callbacks=[
-            # Before the backup, so a resumed optimizer finds every variable it saved.
-            *_transfer(config),
-            KLWarmup(warmup_steps, config.warmup_start),
-            _backup(directory, resume, config),
-            keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
-            keras.callbacks.TerminateOnNaN(),
-            *progress_bar(progress and is_chief(strategy)),
-            *callbacks,
-        ],
-    )
-    _raise_if_nan(history, "VAE", config.learning_rate)
-    model.save_vae(vae, directory)
-    return vae, history
+        warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+        history = vae.fit(
+            train,
+            steps_per_epoch=steps_per_epoch,
+            **valid,
+            epochs=config.epochs,
+            verbose=0,
+            shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
+            callbacks=[
+                # Before the backup, so a resumed optimizer finds every variable it saved.
+                *_transfer(config),
+                KLWarmup(warmup_steps, config.warmup_start),
+                _backup(directory, resume, config),
+                keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=resume),
+                keras.callbacks.TerminateOnNaN(),
+                *progress_bar(progress and is_chief(strategy)),
+                *callbacks,
+            ],
+        )
+        _raise_if_nan(history, "VAE", config.learning_rate)
+        model.save_vae(vae, directory)
+        return vae, history
 
 
 def _transfer(config: VAEConfig) -> list:

@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -158,6 +159,24 @@ def synthetic_cache(synthetic_folder: Path, tmp_path_factory: pytest.TempPathFac
     return data.prepare_cache(
         synthetic_folder, tmp_path_factory.mktemp("cache") / "synthetic_16.h5", 16, progress=False
     )
+
+
+@pytest.fixture(scope="module")
+def classifier() -> keras.Model:
+    """An untrained 16x16 attribute CNN (40 outputs), for the VAE model tests.
+
+    Module-scoped: a test file may train a VAE against it, never the classifier
+    itself (it stays frozen), so sharing it within a file is safe.
+    """
+    return model.build_attribute_classifier(
+        AttributeClassifierConfig(image_size=16, filters=(8, 16))
+    )
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """``(8, 16, 16, 3)`` float32 uniform in [0, 1], seeded: a batch for the model tests."""
+    return np.random.default_rng(0).random((8, 16, 16, 3)).astype("float32")
 
 
 # A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents).

@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from dealwithit import losses, model
-from dealwithit.config import AttributeClassifierConfig, VAEConfig
+from dealwithit.config import VAEConfig
 from dealwithit.layers import precision_weighted
 
 SMALL = dict(
@@ -17,18 +17,6 @@ SMALL = dict(
     discriminative_weights=(1.0, 0.5),
 )
 ARCHITECTURES = ("conv", "resnet", "ladder")
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return model.build_attribute_classifier(
-        AttributeClassifierConfig(image_size=16, filters=(8, 16))
-    )
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(0).random((8, 16, 16, 3)).astype("float32")
 
 
 def _numpy(x):

@@ -6,21 +6,9 @@ import pytest
 from keras import ops
 
 from dealwithit import model
-from dealwithit.config import AttributeClassifierConfig, VAEConfig
+from dealwithit.config import VAEConfig
 
 SMALL = dict(image_size=16, latent_dim=6, filters=(8, 16), discriminative_weights=(1.0, 0.5))
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return model.build_attribute_classifier(
-        AttributeClassifierConfig(image_size=16, filters=(8, 16))
-    )
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(0).random((8, 16, 16, 3)).astype("float32")
 
 
 def _vae(classifier=None, **changes):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD_FORMAT_VERSION = 1
-RECORD_KINDS = ("classifier", "edits")
+RECORD_KINDS = ("classifier", "edits", "metrics")  # metrics: any other JSON (photos, vectors…)
 TABLES_FILE = "tables.json"
 
 
@@ -99,8 +99,8 @@ def make_record(
     """One run's metrics wrapped with the command, machine, commit and time that produced them.
 
     Args:
-        kind: ``"classifier"`` (an ``attribute_report.json``) or ``"edits"``
-            (an ``evaluate`` JSON).
+        kind: ``"classifier"`` (an ``attribute_report.json``), ``"edits"``
+            (an ``evaluate`` JSON) or ``"metrics"`` (any other metrics JSON).
         metrics: The metrics as written by that step.
         command: The command line that produced them.
         commit: The git commit that produced them; default: the current one.
@@ -286,7 +286,45 @@ def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"classifier": classifier_table, "attributes": attributes_table, "edits": edits_table}
+_COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+
+
+def goals_table(root: Path, spec: Mapping[str, Any]) -> str:
+    """Each goal beside the mean ± sd over its run's seeds, and whether the mean meets it.
+
+    A row: ``{"label", "data", "run", "seeds", "key", "goal": ">= 0.98", "digits"}``.
+    """
+    header = ["metric", "data", "goal", "measured (mean ± sd over seeds)", "seeds", "met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in spec["rows"]:
+        op, _, threshold = row["goal"].partition(" ")
+        if op not in _COMPARE:
+            raise ResultsError(f"Expected a goal like '>= 0.98'. Received: {row['goal']!r}")
+        metrics = _records(root, row["run"], row["seeds"], row.get("kind", "edits"))
+        values = [v for v in (_lookup(m, row["key"]) for m in metrics) if v is not None]
+        met = (
+            "n/a"
+            if not values
+            else "yes"
+            if _COMPARE[op](statistics.fmean(values), float(threshold))
+            else "**no**"
+        )
+        cells = [
+            row["label"],
+            row["data"],
+            f"{op} {threshold}",
+            _cell(values, row.get("digits", 3)),
+        ]
+        lines.append("| " + " | ".join([*cells, _seeds_text(row["seeds"]), met]) + " |")
+    return "\n".join(lines)
+
+
+RENDERERS = {
+    "classifier": classifier_table,
+    "attributes": attributes_table,
+    "edits": edits_table,
+    "goals": goals_table,
+}
 
 
 def render_tables(root: str | Path) -> dict[str, str]:

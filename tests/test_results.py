@@ -45,6 +45,36 @@ def root(tmp_path):
             "reference": "paper.json",
         },
         "edits": {"type": "edits", "runs": {"real": "edits_real"}, "seeds": [0, 1, 2]},
+        "goals": {
+            "type": "goals",
+            "rows": [
+                {
+                    "label": "flip",
+                    "data": "real",
+                    "run": "edits_real",
+                    "seeds": [0, 1, 2],
+                    "key": "flip_rate",
+                    "goal": ">= 0.94",
+                },
+                {
+                    "label": "latent",
+                    "data": "real",
+                    "run": "edits_real",
+                    "seeds": [0, 1],
+                    "key": "latent_auc",
+                    "goal": ">= 0.99",
+                },
+                {
+                    "label": "mse",
+                    "data": "real",
+                    "run": "edits_real",
+                    "seeds": [2],
+                    "key": "reconstruction.mse",
+                    "goal": "<= 0.005",
+                    "digits": 4,
+                },
+            ],
+        },
     }
     root.mkdir()
     (root / "tables.json").write_text(json.dumps(tables))
@@ -82,6 +112,11 @@ def test_tables_are_mean_and_sd_over_seeds_and_repeat_byte_for_byte(root):
     assert "| real | 0, 1 | 100 | 0.985 ± 0.007 |" in text
     assert "| Male | 0.100 ± 0.000 | 0.985 ± 0.007 | 0.900 ± 0.000 | 0.950 ± 0.000 | 0.98 |" in text
     assert "| Eyeglasses |" in text and text.count("| Eyeglasses |") == 1
+    assert "dark-lens rate" not in text, "a row no run has is left out"
+    # Goals are judged on the mean over the listed seeds.
+    assert "| flip | real | >= 0.94 | 0.950 ± 0.050 | 0, 1, 2 | yes |" in text
+    assert "| latent | real | >= 0.99 | 0.950 ± 0.000 | 0, 1 | **no** |" in text
+    assert "| mse | real | <= 0.005 | 0.0060 | 2 | **no** |" in text
 
 
 def test_a_missing_record_stops_with_its_path(root, capsys):

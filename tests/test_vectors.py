@@ -27,6 +27,7 @@ from dealwithit.vectors import (
     cosine_table,
     fit_latent_classifier,
     load_vectors,
+    matched_mean_difference,
     mean_difference,
     project_out,
     save_vectors,
@@ -182,6 +183,29 @@ def test_balanced_mean_difference_removes_a_planted_confound():
     assert _cos(plain, w) > 0.4  # 0.6 of the Male shift leaks in: cos ~ 0.51
     assert abs(_cos(balanced, w)) < 0.05
     assert _cos(balanced, u) > 0.99
+
+
+def test_matched_mean_difference_cancels_every_labelled_confound():
+    """Six labelled confounds, each tied to the attribute: matching on them all removes them, while
+    an attribute every positive has (Eyeglasses for Sunglasses) is left out of the match."""
+    rng = np.random.default_rng(5)
+    n, latent_dim, k = 8000, 12, 6
+    sunglasses = rng.random(n) < 0.1
+    confounds = rng.random((n, k)) < np.where(sunglasses[:, None], 0.75, 0.25)
+    eyeglasses = sunglasses | (rng.random(n) < 0.05)
+    basis = np.eye(latent_dim)
+    z = rng.normal(size=(n, latent_dim)) + 3 * sunglasses[:, None] * basis[0]
+    z += 3 * confounds @ basis[1 : k + 1] + 3 * eyeglasses[:, None] * basis[k + 1]
+    others = np.column_stack([confounds, eyeglasses])
+    plain = mean_difference(z, sunglasses)
+    matched = matched_mean_difference(z, sunglasses, others)
+    leak = np.linalg.norm(matched[1 : k + 1])
+    assert np.linalg.norm(plain[1 : k + 1]) > 0.5  # the plain difference leans on the confounds
+    assert leak < 0.1, leak
+    # Eyeglasses is implied by Sunglasses, so it is not matched on: the direction is the
+    # sunglasses shift plus the glasses shift (3 and about 2.85 units), nothing else.
+    assert _cos(matched, basis[0]) > 0.65 and _cos(matched, basis[k + 1]) > 0.6
+    assert np.hypot(matched[0], matched[k + 1]) > 0.99
 
 
 def test_degenerate_inputs_raise_clear_errors(faces, classifier):

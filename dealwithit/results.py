@@ -89,7 +89,12 @@ def command_line() -> str:
     import shlex
 
     program = Path(sys.argv[0]).name
-    head = "python -m dealwithit" if program in ("__main__.py", "dealwithit") else program
+    if program in ("__main__.py", "dealwithit"):
+        head = "python -m dealwithit"
+    elif program.endswith(".py"):  # a script, e.g. benchmarks/leakage_floor.py
+        head = f"python {sys.argv[0]}"
+    else:
+        head = program
     return " ".join([head, shlex.join(sys.argv[1:])]).strip()
 
 
@@ -221,13 +226,17 @@ def attributes_table(root: Path, spec: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _largest_leak(metrics: Mapping[str, Any]) -> float | None:
-    """The largest |change| of the judge's probability of another attribute, for the edit's kind."""
-    leaks = (metrics.get("leakage") or {}).get(metrics.get("kind"))
+def _largest_leak(metrics: Mapping[str, Any], kind: str | None = None) -> float | None:
+    """The largest |change| of the judge's probability of another attribute.
+
+    For the edit's own kind, or ``kind`` (a row key ``largest_leak:conditional``).
+    """
+    leaks = (metrics.get("leakage") or {}).get(kind or metrics.get("kind"))
     return max((abs(v) for v in leaks.values()), default=None) if leaks else None
 
 
-# Values that are not a plain path into a metrics JSON, by the name a row gives.
+# Values that are not a plain path into a metrics JSON, by the name a row gives
+# (``name`` or ``name:argument``).
 DERIVED = {"largest_leak": _largest_leak}
 
 # (label, dotted key into the metrics JSON or a DERIVED name, digits): the default edits rows.
@@ -253,18 +262,19 @@ EDIT_ROWS = (
 
 
 def _lookup(metrics: Mapping[str, Any], key: str) -> Any:
-    if key in DERIVED:
-        return DERIVED[key](metrics)
+    name, _, argument = key.partition(":")
+    if name in DERIVED:
+        return DERIVED[name](metrics, *([argument] if argument else []))
     for part in key.split("."):
         metrics = metrics.get(part) if isinstance(metrics, Mapping) else None
     return metrics
 
 
-def _run_and_seeds(entry, seeds: Sequence[int]) -> tuple[str, Sequence[int]]:
-    """A ``runs`` entry is a run folder, or ``{"run": folder, "seeds": [...]}`` with its own seeds."""
+def _run_and_seeds(entry, seeds: Sequence[int], kind: str) -> tuple[str, Sequence[int], str]:
+    """A ``runs`` entry: a run folder, or ``{"run": folder, "seeds": [...], "kind": ...}``."""
     if isinstance(entry, Mapping):
-        return entry["run"], entry.get("seeds", seeds)
-    return entry, seeds
+        return entry["run"], entry.get("seeds", seeds), entry.get("kind", kind)
+    return entry, seeds, kind
 
 
 def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
@@ -274,8 +284,8 @@ def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
     """
     header, columns = ["metric"], []
     for label, entry in spec["runs"].items():
-        run, seeds = _run_and_seeds(entry, spec.get("seeds", [0]))
-        columns.append(_records(root, run, seeds, spec.get("kind", "edits")))
+        run, seeds, kind = _run_and_seeds(entry, spec.get("seeds", [0]), spec.get("kind", "edits"))
+        columns.append(_records(root, run, seeds, kind))
         header.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {_seeds_text(seeds)})")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, key, digits in spec.get("rows", EDIT_ROWS):

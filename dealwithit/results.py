@@ -251,6 +251,11 @@ EDIT_ROWS = (
     ("change outside eye band ÷ reconstruction error", "outside_change_ratio", 2),
     ("counterfactual ratio, strict twin", "counterfactual_ratio", 2),
     ("counterfactual ratio, best of K styles", "counterfactual_ratio_best_of_k", 2),
+    (
+        "… the VAE's own floor: its reconstruction of the closest style",
+        "counterfactual_ratio_oracle",
+        2,
+    ),
     ("largest leakage, \\|Δ judge probability\\|", "largest_leak", 2),
     ("mean auto α", "mean_alpha", 2),
     ("PSNR (dB)", "reconstruction.psnr", 2),

@@ -9,12 +9,14 @@ from scipy.special import expit
 from dealwithit.data import CELEBA_ATTRIBUTES
 from dealwithit.evaluate import (
     attribute_leakage,
+    best_of_k_ratio,
     counterfactual_ratio,
     dose_response,
     evaluate_edits,
     flip_rate,
     format_table,
     locality,
+    oracle_ratio,
 )
 from dealwithit.vectors import compute_directions, fit_latent_classifier
 
@@ -136,6 +138,36 @@ def test_counterfactual_ratio_on_a_constructed_example():
     assert counterfactual_ratio(original, counterfactual, original, original) is None
 
 
+def test_best_of_k_ratio_scores_each_face_against_its_closest_style():
+    """Face 0 matches its second style exactly, face 1 is 0.1 off its closest: mean 0.005 / 0.04."""
+    original = np.full((2, 4, 4, 3), 0.5)
+    styles = np.stack([np.full((2, 4, 4, 3), 0.0), np.full((2, 4, 4, 3), 0.3)], axis=1)
+    edited = np.stack([np.full((4, 4, 3), 0.3), np.full((4, 4, 3), 0.4)])
+    ratio = best_of_k_ratio(edited, styles, original + 0.2, original)
+    assert ratio == pytest.approx((0.0 + 0.01) / 2 / 0.04)
+    with pytest.raises(ValueError, match="Expected styles of shape"):
+        best_of_k_ratio(edited, styles[:1], original + 0.2, original)
+
+
+def test_oracle_ratio_is_the_vaes_own_reconstruction_of_the_closest_style():
+    """A VAE that adds 0.1 to every pixel rebuilds every style 0.01 off: the floor is 0.01 / 0.04.
+
+    A perfect VAE has floor 0, and the floor never exceeds the best-of-K ratio of
+    an edit that this same VAE decodes to one of the styles.
+    """
+    original = np.full((2, 4, 4, 3), 0.5)
+    styles = np.stack([np.full((2, 4, 4, 3), 0.2), np.full((2, 4, 4, 3), 0.6)], axis=1)
+    identity = lambda x: np.asarray(x)  # noqa: E731
+    shifted = lambda x: np.asarray(x) + 0.1  # noqa: E731
+    reconstruction = original + 0.2
+    assert oracle_ratio(styles, identity, identity, reconstruction, original) == 0.0
+    floor = oracle_ratio(styles, identity, shifted, reconstruction, original)
+    assert floor == pytest.approx(0.01 / 0.04)
+    edited = shifted(styles[:, 0])  # the shifted VAE drawing the first style
+    assert floor <= best_of_k_ratio(edited, styles, reconstruction, original) * (1 + 1e-6)
+    assert oracle_ratio(styles, identity, identity, original, original) is None
+
+
 def test_attribute_leakage_is_the_signed_mean_change_without_the_edited_attribute():
     """Two faces, three attributes: mean(after - before) per column, Eyeglasses left out."""
     before = np.array([[0.1, 0.5, 0.2], [0.3, 0.5, 0.2]])
@@ -186,6 +218,7 @@ def test_evaluate_edits_on_the_banded_fake(setup):
         "eye_band_share",
         "outside_change_ratio",
         "counterfactual_ratio",
+        "counterfactual_ratio_oracle",
         "alpha_curve",
         "removal_curve",
         "leakage",
@@ -203,6 +236,7 @@ def test_evaluate_edits_on_the_banded_fake(setup):
     assert metrics["eye_band_share"] > 0.8
     assert metrics["mean_alpha"] > 0 > metrics["mean_removal_alpha"]
     assert 0 < metrics["counterfactual_ratio"] < 100
+    assert metrics["counterfactual_ratio_oracle"] <= metrics["counterfactual_ratio_best_of_k"]
     assert all(p["alpha"] <= 0 for p in metrics["removal_curve"])
     assert metrics["removal_curve"][-1]["flip_rate"] > 0.9
     assert set(metrics["leakage"]) == set(directions)

@@ -41,13 +41,20 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _add_data(parser, required=False):
+def _add_data(parser, required=False, several=False):
+    text = (
+        "CelebA-layout folder, or a folder of plain photos whose faces are cut into one "
+        "(default: data/celeba when present, else data/synthetic)"
+    )
+    if several:
+        text += "; repeat it to add more sets to the VAE's training faces only"
     parser.add_argument(
         "--data",
         type=Path,
         default=None,
         required=required,
-        help="CelebA-layout folder (default: data/celeba when present, else data/synthetic)",
+        action="append" if several else "store",
+        help=text,
     )
     parser.add_argument(
         "--image-size",
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "regularization), an independent judge classifier, and the VAE with KL warm-up. "
         "Writes weights/<folder>/ and pictures to outputs/<folder>/.",
     )
-    _add_data(p)
+    _add_data(p, several=True)
     _add_weights(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="VAE epochs (default: config)")
     p.add_argument("--classifier-epochs", type=positive_int, default=None)
@@ -369,7 +376,9 @@ def _run_command(args) -> int:
     if command == "pack":
         _show(pipeline.pack(args.weights, args.out, args.judge))
         return 0
-    data_dir = args.data if args.data is not None else pipeline.default_data()
+    several = args.data if isinstance(args.data, list) else [args.data]
+    folders = [pipeline.celeba_layout(folder) for folder in several if folder is not None]
+    data_dir, mix = (folders[0], folders[1:]) if folders else (pipeline.default_data(), [])
     weights = getattr(args, "weights", None)
     if weights is None and command in ("evaluate", "apply"):
         weights = pipeline.default_weights(for_photos=bool(getattr(args, "photos", None)))
@@ -417,6 +426,7 @@ def _run_command(args) -> int:
             resume=args.resume,
             limit=args.limit,
             strategy=strategy,
+            mix=mix,
         )
         if result is not None:  # None on a multi-worker run's other workers
             _show(result)

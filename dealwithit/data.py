@@ -138,7 +138,9 @@ def read_attributes(root: str | os.PathLike) -> Attributes:
     Line 1 is the number of images, line 2 the attribute names, and every other
     line a file name followed by one value (1 or -1) per name, separated by any
     whitespace. Any number of names is accepted as long as each row has one
-    value per name; real CelebA has the 40 of ``CELEBA_ATTRIBUTES``.
+    value per name; real CelebA has the 40 of ``CELEBA_ATTRIBUTES``. A 0 means
+    unknown: faces cut from ordinary photos (``photo_folder``) are written with
+    every value 0, and such rows never reach the attribute classifiers.
 
     Args:
         root: CelebA folder holding ``list_attr_celeba.txt`` (or
@@ -195,7 +197,7 @@ def read_attributes(root: str | os.PathLike) -> Attributes:
         if not _PLUS_MINUS_ONE.issuperset(values):
             column = next(i for i, value in enumerate(values) if value not in _PLUS_MINUS_ONE)
             raise DataError(
-                f"{path} line {number}: expected every value to be 1 or -1, found "
+                f"{path} line {number}: expected every value to be 1, -1 or 0 (unknown), found "
                 f"{values[column]!r} for {names[column]}. Fix the line or re-download "
                 f"{ATTRIBUTE_FILE}."
             )
@@ -215,11 +217,11 @@ def read_attributes(root: str | os.PathLike) -> Attributes:
     if not files:
         raise DataError(f"Expected at least one image in {path}, found none.")
     table = np.asarray(rows, dtype="U2")
-    values = np.where(table == "1", 1, -1).astype(np.int8)
+    values = np.select([table == "1", table == "-1"], [1, -1], 0).astype(np.int8)
     return Attributes(names=names, files=tuple(files), values=values)
 
 
-_PLUS_MINUS_ONE = frozenset({"1", "-1"})
+_PLUS_MINUS_ONE = frozenset({"1", "-1", "0"})
 
 
 def seeded_split(
@@ -860,6 +862,7 @@ class CelebACache:
             # column in the attribute file (the synthetic set writes one) wins.
             eyeglasses = self._attributes[:, names.index("Eyeglasses")]
             derived = eyewear.derive_sunglasses(eyeglasses, self._ratios)
+            derived[eyeglasses == 0] = 0  # unknown stays unknown
             self._attributes = np.concatenate([self._attributes, derived[:, None]], axis=1)
             self.attribute_names = (*names, "Sunglasses")
             self.derived = ("Sunglasses",)
@@ -913,6 +916,11 @@ class CelebACache:
         ``Sunglasses``.
         """
         return self._attributes[self.indices(split)]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """bool ``(n,)``: rows with known attributes (a row of 0s, a face from photos, has none)."""
+        return (self._attributes != 0).any(axis=1)
 
     def lens_cheek_ratio(self, split: str = "all") -> np.ndarray:
         """float32 ``(n,)`` lens/cheek luminance ratios of the whole aligned frames."""

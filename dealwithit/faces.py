@@ -484,6 +484,25 @@ def align_face(photo: np.ndarray, face: Face, image_size: int = 64) -> AlignedFa
     )
 
 
+def align_frame(photo: np.ndarray, face: Face) -> np.ndarray:
+    """The face warped into the whole aligned CelebA frame, ``(218, 178, 3)`` uint8.
+
+    The same landmark fit as ``align_face``, written out as a frame so that a
+    folder of photos becomes a CelebA-layout set (``photo_folder``) that the
+    cache crops exactly like ``img_align_celeba``. Shrinking is anti-aliased
+    with the Gaussian of ``_warp``; outside the photo the border is replicated.
+    """
+    _check_photo(photo)
+    matrix = similarity_transform(face.landmarks, TEMPLATE)
+    shrink = 1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    sigma = max(0.0, (shrink - 1.0) / 2.0)
+    if sigma > 0.3:
+        photo = cv2.GaussianBlur(photo, (0, 0), sigma)
+    return cv2.warpAffine(
+        photo, matrix, ALIGNED_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
 ## Paste back
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from dealwithit import (
     edit,
     faces,
     model,
+    photo_folder,
     plots,
     results,
     synthetic,
@@ -49,6 +51,22 @@ def default_data() -> Path:
     if (DEFAULT_CELEBA / data.ATTRIBUTE_FILE).exists():
         return DEFAULT_CELEBA
     return DEFAULT_SYNTHETIC
+
+
+def celeba_layout(folder: Path, progress: bool = True) -> Path:
+    """``folder`` when it is a CelebA-layout set; for a folder of plain photos, the set cut from it.
+
+    The faces of the photos are aligned into ``data/<folder name>_aligned``
+    (``photo_folder.align_folder``, reused while the photos stay the same), with
+    every attribute unknown.
+    """
+    folder = Path(folder)
+    if not photo_folder.is_photo_folder(folder):
+        return folder
+    out = DEFAULT_CELEBA.parent / f"{folder.resolve().name}_aligned"
+    result = photo_folder.align_folder(folder, out, progress=progress)
+    log.info(result.report())
+    return out
 
 
 class PipelineError(Exception):
@@ -361,6 +379,7 @@ def train(
     strategy=None,
     judge_config=None,
     n_evaluate: int = 1000,
+    mix: Sequence[Path] = (),
 ) -> TrainResult:
     """Trains the DR classifier, the independent judge and the VAE; saves pictures and quality.
 
@@ -372,12 +391,20 @@ def train(
     multi-worker run the workers other than the chief only train
     (``_train_on_worker``), keep no files and return None.
     The first ``n_evaluate`` held-out faces measure the VAE (``vae_report``).
+    ``mix`` adds more CelebA-layout folders (labelled or not) to the VAE's
+    training faces only: the classifiers, validation and reports use
+    ``workspace.data`` alone.
     """
     vae_config = vae_config or VAEConfig(image_size=workspace.image_size)
     classifier_config = classifier_config or AttributeClassifierConfig(
         image_size=workspace.image_size
     )
     cache = prepare(workspace, progress=progress).cache
+    caches = [cache] + [
+        prepare(Workspace(folder, workspace.image_size), progress=progress).cache for folder in mix
+    ]
+    if mix and training.is_multi_worker(strategy):
+        raise PipelineError("Expected one --data on several machines; mixing sets runs on one.")
     if not training.is_chief(strategy):
         return _train_on_worker(workspace, vae_config, classifier_config, cache, limit, strategy)
     write_source(workspace)
@@ -405,7 +432,7 @@ def train(
         )
     log.info(f"Training the VAE ({vae_config.epochs} epochs) -> {workspace.vae_dir}")
     vae, _ = training.train_vae(
-        cache,
+        caches,
         vae_config,
         workspace.vae_dir,
         classifier=classifier,

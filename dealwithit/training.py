@@ -195,14 +195,15 @@ def wait_for_workers(strategy=None) -> None:
     A worker that exits while the chief still writes its report stops sending
     heartbeats, and TensorFlow's coordination service then aborts the chief.
     """
-    if not _is_multi_worker(strategy):
+    if not is_multi_worker(strategy):
         return
     import tensorflow as tf
 
     strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def _is_multi_worker(strategy) -> bool:
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` spans several processes (``MultiWorkerMirroredStrategy``)."""
     if strategy is None:
         return False
     import tensorflow as tf
@@ -219,7 +220,7 @@ def _fit_data(cache_path, split: str, batch_size: int, strategy, **options):
     on one device. Elsewhere the strategy splits each batch itself.
     """
     dataset = data.make_dataset(cache_path, split, batch_size, **options)
-    if not _is_multi_worker(strategy):
+    if not is_multi_worker(strategy):
         return _endless(dataset)
     steps = len(dataset)
     replicas = strategy.num_replicas_in_sync
@@ -268,6 +269,32 @@ def _steps(cache_path, split: str, batch_size: int, limit: int | None) -> int:
             "Re-run `python -m dealwithit prepare` on a folder with a partition file, or more images."
         )
     return math.ceil(n / batch_size)
+
+
+def _mixed_fit_data(caches, batch_size: int, strategy, seed: int, limit: int | None):
+    """``(dataset, steps)`` over the train splits of several caches, for ``fit``.
+
+    Each step's batch comes from one cache, drawn at random (seeded) in proportion
+    to the caches' sizes, so one epoch sees about every face of every set once.
+    """
+    if len(caches) == 1:
+        return _fit_data(caches[0], "train", batch_size, strategy, seed=seed, limit=limit)
+    if is_multi_worker(strategy):
+        raise TrainingError(
+            f"Expected one data set on several machines. Received {len(caches)}: mixing sets "
+            "is not sharded per worker yet. Train with one --data, or on one machine."
+        )
+    import tensorflow as tf
+
+    parts = [
+        data.make_dataset(cache, "train", batch_size, seed=seed + i, limit=limit)
+        for i, cache in enumerate(caches)
+    ]
+    sizes = np.array([len(part) for part in parts], dtype=np.float64)
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [part.repeat() for part in parts], weights=list(sizes / sizes.sum()), seed=seed
+    )
+    return mixed, int(sizes.sum())
 
 
 def _endless(dataset):
@@ -350,6 +377,15 @@ def train_attribute_classifier(
         ``(classifier, report)`` where ``report`` maps each attribute to its
         held-out accuracy, plus ``mean_accuracy`` and ``majority_accuracy``.
     """
+    with data.CelebACache(cache_path) as cache:
+        unlabelled = int((~cache.labelled).sum())
+    if unlabelled:
+        raise TrainingError(
+            f"Expected every face of {cache_path} to have attribute labels: a classifier would "
+            f"read unknown (0) as 'does not have'. Received {unlabelled} unlabelled faces (a "
+            "folder of photos). Train on a labelled set and add the photos to the VAE only: "
+            "`train --data CELEBA --data PHOTOS`."
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = with_cache_attributes(config, cache_path)
@@ -518,7 +554,9 @@ def train_vae(
     """Trains a (discriminatively regularized) VAE with KL warm-up and saves it.
 
     Args:
-        cache_path: HDF5 cache from ``data.prepare_cache``.
+        cache_path: HDF5 cache from ``data.prepare_cache``, or several: the VAE
+            trains on all their train splits (``_mixed_fit_data``) and is
+            validated and calibrated on the first.
         config: VAE hyperparameters (saved as ``config.json``), including
             its ``precision``.
         directory: Output folder: ``vae.keras``, ``config.json``, ``history.csv``
@@ -542,22 +580,26 @@ def train_vae(
     Raises:
         TrainingError: the loss went NaN, or a split is empty.
     """
-    if resume and _is_multi_worker(strategy) and strategy.extended._in_multi_worker_mode():
+    if resume and is_multi_worker(strategy) and strategy.extended._in_multi_worker_mode():
         raise TrainingError(
             "Expected --resume on one machine. Received a multi-worker run: only the chief keeps "
             "backups, so the other workers could not restore theirs. Start the run again."
         )
+    caches = [cache_path] if isinstance(cache_path, (str, Path)) else list(cache_path)
+    cache_path = caches[0]  # validation, calibration: the first set
     with worker_directory(directory, strategy) as directory:
         directory.mkdir(parents=True, exist_ok=True)
-        _steps(cache_path, "train", config.batch_size, limit)
+        for path in caches:
+            _steps(path, "train", config.batch_size, limit)
+            with data.CelebACache(path) as cache:
+                if cache.image_size != config.image_size:
+                    size = config.image_size
+                    raise TrainingError(
+                        f"Expected a cache of {size}x{size} images for this config. Received "
+                        f"{cache.image_size}x{cache.image_size} in {path}. Re-run prepare "
+                        f"with --image-size {size} or change image_size."
+                    )
         with data.CelebACache(cache_path) as cache:
-            if cache.image_size != config.image_size:
-                size = config.image_size
-                raise TrainingError(
-                    f"Expected a cache of {size}x{size} images for this config. Received "
-                    f"{cache.image_size}x{cache.image_size} in {cache_path}. Re-run prepare "
-                    f"with --image-size {size} or change image_size."
-                )
             has_valid = len(cache.indices("valid")) > 0
             calibration = cache.images("train", limit=512)
         valid = {}
@@ -570,10 +612,10 @@ def train_vae(
             vae = model.build_vae(config, classifier)
             vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
             vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-        if _is_multi_worker(strategy):
+        if is_multi_worker(strategy):
             _logs_with_a_batch_axis(vae)
-        train, steps_per_epoch = _fit_data(
-            cache_path, "train", config.batch_size, strategy, seed=config.seed, limit=limit
+        train, steps_per_epoch = _mixed_fit_data(
+            caches, config.batch_size, strategy, config.seed, limit
         )
         warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
         history = vae.fit(

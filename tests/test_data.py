@@ -145,12 +145,12 @@ def test_missing_image_folder_is_explained(tiny_celeba, tmp_path):
     ("lines", "expected"),
     [
         ({5: "000003.jpg 1 -1 1"}, r"line 5: expected 41 columns .* found 4"),
-        ({7: "000005.jpg " + " ".join(["1"] * 39 + ["0"])}, r"line 7: .*found '0' for Young"),
+        ({7: "000005.jpg " + " ".join(["1"] * 39 + ["2"])}, r"line 7: .*found '2' for Young"),
         ({1: "25"}, r"line 1: expected 25 image rows .* found 24"),
         ({1: "many"}, r"line 1: expected the number of images"),
         ({4: "000001.jpg " + " ".join(["1"] * 40)}, r"line 4: .*000001.jpg again .*line 3"),
     ],
-    ids=["column count", "value not +-1", "count mismatch", "bad count", "duplicate"],
+    ids=["column count", "value not 1, -1 or 0", "count mismatch", "bad count", "duplicate"],
 )
 def test_malformed_attribute_line_is_reported_with_its_number(make_celeba, lines, expected):
     root = make_celeba(attribute_lines=lines)

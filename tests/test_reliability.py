@@ -141,7 +141,7 @@ DATA_CASES = {
     ),
     "attribute_value_not_plus_minus_one": (
         _variant(n=6, attribute_lines={4: "000002.jpg " + " ".join(["2"] * 40)}),
-        [f"{data.ATTRIBUTE_FILE} line 4", "1 or -1", "'2' for 5_o_Clock_Shadow"],
+        [f"{data.ATTRIBUTE_FILE} line 4", "1, -1 or 0", "'2' for 5_o_Clock_Shadow"],
     ),
     "attribute_line_duplicated": (
         _variant(n=6, attribute_lines={4: "000001.jpg " + ALL_ONES}),

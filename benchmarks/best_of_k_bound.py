@@ -98,7 +98,7 @@ def main() -> None:
         by_scale = {}
         for scale in SCALES:
             edited = editor.decode(z + (scale * alpha)[:, None] * np.asarray(direction)[None])
-            by_scale[str(scale)] = edit_metrics.best_of_k_ratio(
+            by_scale[f"{scale:.0%}"] = edit_metrics.best_of_k_ratio(
                 edited, styles, reconstruction, original
             )
         report["kinds"][kind] = {"mean_auto_alpha": float(alpha.mean()), "by_scale": by_scale}
@@ -109,7 +109,7 @@ def main() -> None:
     print(f"n={report['n']} faces, K={report['k']} styles; VAE floor {report['oracle']:.2f}")
     print("kind".ljust(26) + "".join(f"x{s}".rjust(7) for s in SCALES) + "  per-face best a")
     for kind, row in report["kinds"].items():
-        cells = "".join(f"{row['by_scale'][str(s)]:7.2f}" for s in SCALES)
+        cells = "".join(f"{row['by_scale'][f'{s:.0%}']:7.2f}" for s in SCALES)
         best = row.get("per_face_best_alpha")
         print(kind.ljust(26) + cells + (f"  {best:.2f}" if best is not None else ""))
     if args.picture is not None:

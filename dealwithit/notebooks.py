@@ -58,7 +58,9 @@ def open_workspace(data_dir: str | Path | None = None, image_size: int | None = 
     the package's progress notes are shown in the cell output.
 
     Args:
-        data_dir: CelebA-layout folder; None: ``pipeline.default_data()``.
+        data_dir: CelebA-layout folder, or a folder of plain photos (its faces
+            are aligned into one, ``pipeline.celeba_layout``); None:
+            ``pipeline.default_data()``.
         image_size: Pixels per side; None: the size the VAE in this data set's
             weights was trained for (notebooks 03 and 04 follow notebook 02).
 
@@ -71,7 +73,7 @@ def open_workspace(data_dir: str | Path | None = None, image_size: int | None = 
     if Path.cwd().name == "notebooks" and Path("../dealwithit").is_dir():
         os.chdir("..")
     quiet.show_notes()
-    folder = Path(data_dir) if data_dir is not None else pipeline.default_data()
+    folder = pipeline.celeba_layout(data_dir) if data_dir is not None else pipeline.default_data()
     if image_size is None:
         vae_dir = pipeline.Workspace(folder).vae_dir
         if not (vae_dir / model.CONFIG_FILE).is_file():

@@ -1,5 +1,8 @@
 """A folder of plain photos becomes a CelebA-layout set; unlabelled faces train the VAE only."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,30 +147,22 @@ def test_a_celeba_folder_missing_its_attribute_list_is_not_taken_for_photos(make
     assert not photo_folder.is_photo_folder(root)
 
 
-def test_prepare_on_a_photo_folder_from_the_command_line(photos, tmp_path):
-    """`prepare --data PHOTOS` cuts the faces into data/<name>_aligned and caches them."""
-    import os
-    import subprocess
-    import sys
-
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dealwithit",
-            "prepare",
-            "--data",
-            str(photos),
-            "--image-size",
-            "16",
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-m", "dealwithit", *args],
+        cwd=cwd,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_prepare_on_a_photo_folder_from_the_command_line(photos, tmp_path):
+    """`prepare --data PHOTOS` cuts the faces into data/<name>_aligned and caches them."""
+    result = _cli(tmp_path, "prepare", "--data", str(photos), "--image-size", "16")
     out = tmp_path / "data" / "holiday_aligned"
     assert sorted(p.name for p in (out / "img_align_celeba").iterdir()) == [
         "000001.jpg",
@@ -175,3 +170,31 @@ def test_prepare_on_a_photo_folder_from_the_command_line(photos, tmp_path):
     ]
     assert (tmp_path / "data" / "cache" / "holiday_aligned_16.h5").is_file()
     assert "tiny.jpg" in result.stdout + result.stderr  # the skipped photos are named
+
+
+@pytest.mark.slow
+def test_train_mixes_a_photo_folder_into_the_vae_only(photos, tmp_path):
+    """`train --data SYNTH --data PHOTOS`: classifiers on the labelled set, the VAE on both."""
+    _cli(tmp_path, "synth", "--n", "120", "--out", "data/synthetic", "--workers", "1")
+    result = _cli(
+        tmp_path,
+        "train",
+        "--data",
+        "data/synthetic",
+        "--data",
+        str(photos),
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--classifier-epochs",
+        "1",
+        "--judge-epochs",
+        "1",
+    )
+    weights = tmp_path / "weights" / "synthetic"
+    assert (weights / "vae" / "vae.keras").is_file()
+    assert (tmp_path / "data" / "cache" / "holiday_aligned_32.h5").is_file()
+    history = (weights / "vae" / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_loss" in history[0]
+    assert "Training an attribute classifier" in result.stdout + result.stderr

@@ -3,10 +3,13 @@
 Renders ``large`` synthetic faces in the CelebA layout once (into the scratch
 folder; about 370 faces/s on 2 cores), then for each image size (64, 128) and
 each data-set size (``small``, ``large``: the first faces of the same folder)
-runs, each in a fresh process whose peak RSS is read from ``os.wait4``:
+runs, each in a fresh process that reports its own peak RSS (``VmHWM`` in
+``/proc/self/status``; a killed one is read just before the kill). Not
+``os.wait4``: a child's ``ru_maxrss`` starts from its parent's high-water mark
+at the fork, so a small child of a large parent reports the parent's size:
 
 - prepare: ``data.prepare_cache`` (build time, file size, peak RSS). The
-  large 128 px build is killed (SIGKILL) once its partial file holds about
+  large build at the last image size is killed (SIGKILL) once its partial file holds about
   ``kill_at`` of the rows, then run again: it must resume (the killed run's
   rows are kept) and finish complete;
 - train: the DR-VAE (``VAEConfig(image_size=...)`` with an untrained attribute
@@ -20,7 +23,8 @@ gives the epoch time here from the measured img/s, and on a GPU from the
 training FLOPs per image (``bench_flops.count_flops``) at the GPU's peak, a
 lower bound; the figure at 30 % of peak is an assumption, not a measurement.
 
-    nice -n 15 .venv/bin/python benchmarks/bench_fullsize.py [--small 20000 --large 200000] [--quick]
+    nice -n 15 .venv/bin/python benchmarks/bench_fullsize.py [--small 20000 --large 200000]
+        [--image-sizes 64 128] [--folder FOLDER] [--quick]
 """
 
 from __future__ import annotations
@@ -49,8 +53,16 @@ GPUS = {"NVIDIA T4": (65.0, "float16"), "NVIDIA A100": (312.0, "bfloat16")}
 ASSUMED_GPU_UTILISATION = 0.3  # an assumption for small convnets at batch 64
 
 
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak resident set size (``VmHWM``), in MB; Linux only."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
 def child(command: list[str], kill_when=None) -> tuple[dict, float, bool]:
-    """Runs ``this script --child ...``; returns (its JSON line, peak RSS MB, killed)."""
+    """Runs ``this script --child ...``; returns (its JSON line, its peak RSS MB, killed)."""
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", *command],
         stdout=subprocess.PIPE,
@@ -62,15 +74,16 @@ def child(command: list[str], kill_when=None) -> tuple[dict, float, bool]:
         while process.poll() is None and not kill_when():
             time.sleep(0.5)
         if process.poll() is None:
+            rss = peak_rss_mb(process.pid)
             process.send_signal(signal.SIGKILL)
             killed = True
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    output = process.stdout.read()
-    if not killed and process.returncode != 0:
+    output, _ = process.communicate()
+    if killed:
+        return {}, rss, True
+    if process.returncode != 0:
         raise RuntimeError(f"{command} failed with exit code {process.returncode}")
-    result = json.loads(output.strip().splitlines()[-1]) if not killed else {}
-    return result, usage.ru_maxrss / 1024, killed
+    result = json.loads(output.strip().splitlines()[-1])
+    return result, result["peak_rss_mb"], False
 
 
 def child_prepare(folder: str, path: str, image_size: str, limit: str) -> None:
@@ -78,7 +91,7 @@ def child_prepare(folder: str, path: str, image_size: str, limit: str) -> None:
 
     start = time.perf_counter()
     data.prepare_cache(folder, path, int(image_size), limit=int(limit), progress=False)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}))
 
 
 def child_train(path: str, image_size: str, n_batches: str) -> None:
@@ -95,7 +108,8 @@ def child_train(path: str, image_size: str, n_batches: str) -> None:
     dataset, _ = training._endless(data.make_dataset(path, "train", batch_size, seed=0))
     vae.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up: builds train_function
     rate = harness.step_rate(vae, iter(dataset), n_batches, batch_size)
-    print(json.dumps({"img_per_s": rate.per_second, "cpu_ms_per_img": rate.cpu_ms}))
+    figures = {"img_per_s": rate.per_second, "cpu_ms_per_img": rate.cpu_ms}
+    print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}))
 
 
 def partial_rows(path: Path, image_size: int) -> float:
@@ -123,6 +137,7 @@ def main() -> None:
     parser.add_argument(
         "--folder", default=None, help="a CelebA-layout folder of >= --large faces (else rendered)"
     )
+    parser.add_argument("--image-sizes", type=int, nargs="+", default=list(image_sizes))
     parser.add_argument("--quick", action="store_true", help="2k vs 6k faces, to check the script")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,9 +151,10 @@ def main() -> None:
         "fullsize",
         "9. Full-size data",
         f"{args.large:,} synthetic faces (CelebA layout) against the first {args.small:,} of "
-        "them, cached at 64 and 128 px: build time, file size and peak RSS of `prepare_cache`, "
+        f"them, cached at {' and '.join(map(str, args.image_sizes))} px: build time, file size and peak RSS of `prepare_cache`, "
         f"img/s and peak RSS of the DR-VAE's first {args.batches} streamed training batches "
-        "(after 5 of warm-up), each in a fresh process; the large 128 px build is killed at "
+        f"(after 5 of warm-up), each in a fresh process that reports its own peak RSS; the "
+        f"large {args.image_sizes[-1]} px build is killed at "
         f"about {kill_at:.0%} and resumed.",
     )
     record.settings(small=args.small, large=args.large, batches=args.batches, batch_size=batch_size)
@@ -146,7 +162,7 @@ def main() -> None:
     folder = args.folder or harness.synthetic_folder(args.large)
     record.settings(folder=str(folder), render_seconds=round(time.perf_counter() - start))
     figures: dict[tuple[int, int], dict] = {}
-    for image_size in image_sizes:
+    for image_size in args.image_sizes:
         for n in (args.small, args.large):
             name = f"{n:,} faces at {image_size} px"
             path = harness.SCRATCH / f"fullsize_{Path(folder).name}_first{n}_{image_size}.h5"
@@ -155,7 +171,7 @@ def main() -> None:
             resumed = None
             path.unlink(missing_ok=True)  # time the whole build, every run
             path.with_name(path.name + ".partial").unlink(missing_ok=True)
-            if n == args.large and image_size == image_sizes[-1]:
+            if n == args.large and image_size == args.image_sizes[-1]:
                 rows = n * kill_at
                 killed_start = time.perf_counter()
                 _, first_rss, killed = child(
@@ -195,7 +211,7 @@ def main() -> None:
                     "rows",
                 )
                 record.settings(resume=resumed)
-    for image_size in image_sizes:
+    for image_size in args.image_sizes:
         big, little = figures[(image_size, args.large)], figures[(image_size, args.small)]
         for what, key in (("prepare", "rss"), ("training", "train_rss")):
             record.add(
@@ -204,11 +220,11 @@ def main() -> None:
                 "x",
                 goal=("<=", 1.1),
             )
-    _project(record, figures, args.large)
+    _project(record, figures, args.large, args.image_sizes)
     record.save()
 
 
-def _project(record, figures, n: int) -> None:
+def _project(record, figures, n: int, sizes) -> None:
     """Epoch time on the full CelebA: here from the measured rate, on GPUs from the FLOPs."""
     import bench_flops
     import keras
@@ -217,7 +233,7 @@ def _project(record, figures, n: int) -> None:
     from dealwithit.config import AttributeClassifierConfig, VAEConfig
 
     notes = []
-    for image_size in image_sizes:
+    for image_size in sizes:
         config = VAEConfig(image_size=image_size)
         classifier = model.build_attribute_classifier(
             AttributeClassifierConfig(image_size=image_size)

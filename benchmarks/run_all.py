@@ -168,10 +168,16 @@ def _machine_line(record: dict[str, Any]) -> str:
     )
 
 
-def _section(record: dict[str, Any]) -> list[str]:
+def _marker(name: str) -> str:
+    """The hidden line that names a section's benchmark, so a later run can find it."""
+    return f"<!-- benchmark: {name} -->"
+
+
+def _section(name: str, record: dict[str, Any]) -> list[str]:
     settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in record["settings"].items())
     lines = [
         f"## {record['title']}",
+        _marker(name),
         "",
         record["description"],
         "",
@@ -224,18 +230,85 @@ def _speedups(records: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+GENERATED_SECTIONS = ("Goals", "Speed-ups: what was tried")
+
+
+def _old_sections(path: Path) -> tuple[str, list[tuple[str, str | None, list[str]]]]:
+    """The "last full run took" sentence and the sections of an existing BENCHMARKS.md.
+
+    Each section is (title, benchmark name from its marker or None, its lines).
+    """
+    if not path.is_file():
+        return "", []
+    text = path.read_text()
+    took = text.split(" The last full run took ", 1)
+    took = " The last full run took " + took[1].split("\n", 1)[0] if len(took) == 2 else ""
+    sections: list[tuple[str, str | None, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            sections.append((line[3:], None, []))
+        elif sections and line.startswith("<!-- benchmark: "):
+            sections[-1] = (sections[-1][0], line[16:].removesuffix(" -->"), sections[-1][2])
+        if sections:
+            sections[-1][2].append(line)
+    return took, sections
+
+
+def _kept_rows(old, heading: str, keep) -> list[str]:
+    """Table rows of the old ``heading`` section for which ``keep(row)`` holds."""
+    for title, _, lines in old:
+        if title == heading:
+            return [line for line in lines[3:] if line.startswith("| ") and keep(line)]
+    return []
+
+
 def write_markdown(path: Path, failed: dict[str, str]) -> Path:
-    """Rewrites ``path`` (BENCHMARKS.md) from every record in ``harness.OUT_DIR``."""
+    """Rewrites ``path`` (BENCHMARKS.md) from every record in ``harness.OUT_DIR``.
+
+    A benchmark with no record here (``outputs/`` is not in git, so a fresh
+    clone has none) keeps its section of the existing file, with its rows in
+    the goal and speed-up tables: running one benchmark never drops the others.
+    """
     records = {}
     for name, _ in BENCHMARKS:
         record_file = harness.OUT_DIR / f"{name}.json"
         if record_file.is_file():
             records[name] = json.loads(record_file.read_text())
+    took, old = _old_sections(path)
     run_file = harness.OUT_DIR / "run_all.json"
-    took = ""
     if run_file.is_file():
         last = json.loads(run_file.read_text())
         took = f" The last full run took {last['seconds'] / 60:.1f} min ({last['date']})."
+
+    # The new sections, by benchmark name, and which old section each replaces.
+    new_sections = {}
+    for name, _ in BENCHMARKS:
+        if name in failed:
+            new_sections[name] = [
+                f"## {name}",
+                _marker(name),
+                "",
+                f"Not measured: {failed[name]}",
+                "",
+            ]
+        elif name in records:
+            new_sections[name] = _section(name, records[name])
+    titles = {records[name]["title"]: name for name in records}
+
+    def replaced_by(title: str, name: str | None) -> str | None:
+        name = name or titles.get(title) or (title if title in new_sections else None)
+        return name if name in new_sections else None
+
+    kept = {
+        title
+        for title, name, _ in old
+        if title not in GENERATED_SECTIONS and replaced_by(title, name) is None
+    }
+    kept_goals = _kept_rows(old, "Goals", lambda row: row[2:].split(": ", 1)[0] in kept)
+    kept_speedups = _kept_rows(
+        old, GENERATED_SECTIONS[1], lambda row: row.rstrip(" |").rsplit("| ", 1)[-1] in kept
+    )
+    goals = _goals(records)
     lines = [
         "# Benchmarks",
         "",
@@ -254,14 +327,24 @@ def write_markdown(path: Path, failed: dict[str, str]) -> Path:
         "",
         "## Goals",
         "",
-        *_goals(records),
+        *goals[:2],
+        *kept_goals,
+        *goals[2:],
         "",
     ]
-    for name, _ in BENCHMARKS:
-        if name in failed:
-            lines += [f"## {name}", "", f"Not measured: {failed[name]}", ""]
-        elif name in records:
-            lines += _section(records[name])
+    # The old file's order, each section replaced by its new one where there is one; new
+    # benchmarks with no old section follow, in BENCHMARKS order.
+    placed = set()
+    for title, name, section in old:
+        if title in kept:
+            lines += section
+        elif (name := replaced_by(title, name)) is not None and name not in placed:
+            lines += new_sections[name]
+            placed.add(name)
+    for name, section in new_sections.items():
+        if name not in placed:
+            lines += section
+    speedups = _speedups(records)
     lines += [
         "## Speed-ups: what was tried",
         "",
@@ -269,7 +352,9 @@ def write_markdown(path: Path, failed: dict[str, str]) -> Path:
         f"clearly (> {harness.PAYS:.2f}x on both the wall-clock and the CPU-time basis) is "
         "a proposal for the package; none has been applied to it.",
         "",
-        *_speedups(records),
+        *speedups[:2],
+        *kept_speedups,
+        *speedups[2:],
         "",
     ]
     path.write_text("\n".join(lines))

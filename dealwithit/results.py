@@ -235,9 +235,17 @@ def _largest_leak(metrics: Mapping[str, Any], kind: str | None = None) -> float 
     return max((abs(v) for v in leaks.values()), default=None) if leaks else None
 
 
+def _largest_abs(metrics: Mapping[str, Any], path: str) -> float | None:
+    """The largest |value| of the mapping at the dotted ``path`` (a row key ``largest_abs:a.b``)."""
+    values = _lookup(metrics, path)
+    if not isinstance(values, Mapping) or not values:
+        return None
+    return max(abs(v) for v in values.values())
+
+
 # Values that are not a plain path into a metrics JSON, by the name a row gives
 # (``name`` or ``name:argument``).
-DERIVED = {"largest_leak": _largest_leak}
+DERIVED = {"largest_leak": _largest_leak, "largest_abs": _largest_abs}
 
 # (label, dotted key into the metrics JSON or a DERIVED name, digits): the default edits rows.
 EDIT_ROWS = (
@@ -266,11 +274,17 @@ EDIT_ROWS = (
 )
 
 
-def _lookup(metrics: Mapping[str, Any], key: str) -> Any:
-    name, _, argument = key.partition(":")
-    if name in DERIVED:
-        return DERIVED[name](metrics, *([argument] if argument else []))
-    for part in key.split("."):
+def _lookup(metrics: Mapping[str, Any], key: str | Sequence[str]) -> Any:
+    """The value at ``key``: a dotted path, a DERIVED ``name:argument``, or a list of keys.
+
+    A list is for keys that hold dots themselves (``["by_scale", "0.6"]``).
+    """
+    if isinstance(key, str):
+        name, _, argument = key.partition(":")
+        if name in DERIVED:
+            return DERIVED[name](metrics, *([argument] if argument else []))
+        key = key.split(".")
+    for part in key:
         metrics = metrics.get(part) if isinstance(metrics, Mapping) else None
     return metrics
 

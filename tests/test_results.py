@@ -147,3 +147,22 @@ def test_record_holds_command_machine_and_metrics(tmp_path):
     assert record["machine"]["cpus"] >= 1 and "tensorflow" in record["machine"]["packages"]
     with pytest.raises(results.ResultsError, match="'classifier' record"):
         results.read_record(out, "classifier")
+
+
+def test_list_keys_reach_keys_with_dots_and_largest_abs_takes_the_largest_magnitude():
+    metrics = {"by_scale": {"0.6": 2.5, "1.0": 1.8}, "leakage": {"a": {"Young": -0.3, "Male": 0.2}}}
+    assert results._lookup(metrics, ["by_scale", "0.6"]) == 2.5
+    assert results._lookup(metrics, "by_scale.0.6") is None, "a dotted key splits at every dot"
+    assert results._lookup(metrics, "largest_abs:leakage.a") == 0.3
+    assert results._lookup(metrics, "largest_abs:leakage.missing") is None
+
+
+def test_the_committed_tables_are_what_the_committed_records_give(tmp_path):
+    """RESULTS.md as committed equals RESULTS.md regenerated from results/ (run `make results`)."""
+    from conftest import REPO_ROOT
+
+    committed = (REPO_ROOT / "RESULTS.md").read_text()
+    copy = tmp_path / "RESULTS.md"
+    copy.write_text(committed)
+    results.regenerate(REPO_ROOT / "results", copy)
+    assert copy.read_text() == committed, "RESULTS.md is stale: run `make results` and commit it"

@@ -89,16 +89,20 @@ def converged(losses: Sequence[float | None], tolerance: float = tolerance) -> l
 
 
 def summary(runs: Sequence[dict], tolerance: float = tolerance) -> dict[str, dict[str, Any]]:
-    """Per architecture: runs, converged count, NaN count and held-out loss mean, sd, min, max.
+    """Per architecture: runs, converged count, NaN count, held-out loss mean, sd, min, max.
 
-    The loss statistics are over the runs that did not go NaN; ``sd`` is the
-    sample standard deviation (None for fewer than two runs).
+    Also the held-out PSNR (from the pixel MSE) mean and sd: the loss is
+    dominated by the discriminative term, the PSNR says how far the pixels
+    themselves differ between seeds. Statistics are over the runs that did not
+    go NaN; ``sd`` is the sample standard deviation (None for fewer than two).
     """
     result = {}
     for architecture in dict.fromkeys(run["architecture"] for run in runs):
         mine = [run for run in runs if run["architecture"] == architecture]
         losses = [None if run["nan"] else run["held_out_loss"] for run in mine]
         finite = np.array([loss for loss in losses if loss is not None and math.isfinite(loss)])
+        mses = [run.get("held_out", {}).get("mse") for run in mine if not run["nan"]]
+        psnr = np.array([10 * math.log10(1 / mse) for mse in mses if mse])
         result[architecture] = {
             "runs": len(mine),
             "converged": sum(converged(losses, tolerance)),
@@ -107,6 +111,8 @@ def summary(runs: Sequence[dict], tolerance: float = tolerance) -> dict[str, dic
             "sd": float(finite.std(ddof=1)) if len(finite) > 1 else None,
             "min": float(finite.min()) if len(finite) else None,
             "max": float(finite.max()) if len(finite) else None,
+            "psnr_mean": float(psnr.mean()) if len(psnr) else None,
+            "psnr_sd": float(psnr.std(ddof=1)) if len(psnr) > 1 else None,
         }
     return result
 
@@ -198,14 +204,17 @@ def table(record: dict[str, Any]) -> str:
     """The Markdown table of a convergence record, with the rule and the budget under it."""
     settings = record["settings"]
     lines = [
-        "| architecture | converged | held-out loss (mean ± sd) | min | max | NaN |",
-        "|---|---|---|---|---|---|",
+        "| architecture | converged | held-out loss (mean ± sd) | min | max | NaN | PSNR dB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for architecture, row in summary(record["runs"], settings["tolerance"]).items():
         spread = "" if row["sd"] is None else f" ± {row['sd']:.1f}"
+        psnr = _number(row["psnr_mean"]) + (
+            "" if row["psnr_sd"] is None else f" ± {row['psnr_sd']:.2f}"
+        )
         lines.append(
             f"| {architecture} | {row['converged']}/{row['runs']} | {_number(row['mean'])}{spread} "
-            f"| {_number(row['min'])} | {_number(row['max'])} | {row['nan']} |"
+            f"| {_number(row['min'])} | {_number(row['max'])} | {row['nan']} | {psnr} |"
         )
     kind = "DR-VAE" if settings["classifier"] else "plain VAE"
     lines.append(

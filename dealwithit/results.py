@@ -289,11 +289,15 @@ def _lookup(metrics: Mapping[str, Any], key: str | Sequence[str]) -> Any:
     return metrics
 
 
-def _run_and_seeds(entry, seeds: Sequence[int], kind: str) -> tuple[str, Sequence[int], str]:
-    """A ``runs`` entry: a run folder, or ``{"run": folder, "seeds": [...], "kind": ...}``."""
+def _run_and_seeds(entry, seeds: Sequence[int], kind: str) -> tuple[str, Sequence[int], str, Any]:
+    """A ``runs`` entry: a run folder, or ``{"run": folder, "seeds", "kind", "at"}``.
+
+    ``at`` is a key (as in a row) of the part of each record the column reads,
+    so one record can fill several columns (one per architecture, say).
+    """
     if isinstance(entry, Mapping):
-        return entry["run"], entry.get("seeds", seeds), entry.get("kind", kind)
-    return entry, seeds, kind
+        return entry["run"], entry.get("seeds", seeds), entry.get("kind", kind), entry.get("at")
+    return entry, seeds, kind, None
 
 
 def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
@@ -303,9 +307,15 @@ def edits_table(root: Path, spec: Mapping[str, Any]) -> str:
     """
     header, columns = ["metric"], []
     for label, entry in spec["runs"].items():
-        run, seeds, kind = _run_and_seeds(entry, spec.get("seeds", [0]), spec.get("kind", "edits"))
-        columns.append(_records(root, run, seeds, kind))
-        header.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {_seeds_text(seeds)})")
+        run, seeds, kind, at = _run_and_seeds(
+            entry, spec.get("seeds", [0]), spec.get("kind", "edits")
+        )
+        records = _records(root, run, seeds, kind)
+        columns.append(records if at is None else [_lookup(m, at) or {} for m in records])
+        # "show_seeds": false where a record holds many runs of its own (convergence).
+        plural = "s" if len(seeds) > 1 else ""
+        show = spec.get("show_seeds", True)
+        header.append(f"{label} (seed{plural} {_seeds_text(seeds)})" if show else label)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, key, digits in spec.get("rows", EDIT_ROWS):
         values = [[_lookup(m, key) for m in records] for records in columns]

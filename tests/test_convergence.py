@@ -29,8 +29,8 @@ def test_positive_losses_and_nan_runs(convergence):
 
 def test_summary_counts_and_statistics_per_architecture(convergence):
     runs = [
-        {"architecture": "conv", "nan": False, "held_out_loss": -100.0},
-        {"architecture": "conv", "nan": False, "held_out_loss": -80.0},
+        {"architecture": "conv", "nan": False, "held_out_loss": -100.0, "held_out": {"mse": 0.01}},
+        {"architecture": "conv", "nan": False, "held_out_loss": -80.0, "held_out": {"mse": 0.001}},
         {"architecture": "conv", "nan": True, "held_out_loss": None},
         {"architecture": "ladder", "nan": False, "held_out_loss": 50.0},
     ]
@@ -42,3 +42,7 @@ def test_summary_counts_and_statistics_per_architecture(convergence):
     assert conv["sd"] == pytest.approx(math.sqrt(200.0))  # sample sd of -100 and -80
     assert (conv["min"], conv["max"]) == (-100.0, -80.0)
     assert rows["ladder"]["converged"] == 1 and rows["ladder"]["sd"] is None
+    # PSNR of MSE 0.01 and 0.001: 20 and 30 dB; the NaN run has none.
+    assert conv["psnr_mean"] == pytest.approx(25.0)
+    assert conv["psnr_sd"] == pytest.approx(math.sqrt(50.0))
+    assert rows["ladder"]["psnr_mean"] is None

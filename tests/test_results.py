@@ -166,3 +166,22 @@ def test_the_committed_tables_are_what_the_committed_records_give(tmp_path):
     copy.write_text(committed)
     results.regenerate(REPO_ROOT / "results", copy)
     assert copy.read_text() == committed, "RESULTS.md is stale: run `make results` and commit it"
+
+
+def test_one_record_fills_one_column_per_part_with_at(tmp_path):
+    root = tmp_path / "results"
+    summary = {"conv": {"converged": 5, "mean": 10.0}, "ladder": {"converged": 2, "mean": 12.5}}
+    record = results.make_record("metrics", {"summary": summary}, "python convergence.py")
+    results.write_record(record, root / "convergence" / "seed0.json")
+    columns = {
+        name: {"run": "convergence", "kind": "metrics", "at": f"summary.{name}"}
+        for name in ("conv", "ladder")
+    }
+    spec = {"runs": columns, "rows": [["converged of 5", "converged", 0], ["loss", "mean", 1]]}
+    table = results.edits_table(root, spec)
+    assert table.startswith("| metric | conv (seed 0) | ladder (seed 0) |")
+    assert results.edits_table(root, {**spec, "show_seeds": False}).startswith(
+        "| metric | conv | ladder |"
+    )
+    assert "| converged of 5 | 5 | 2 |" in table
+    assert "| loss | 10.0 | 12.5 |" in table

@@ -226,21 +226,20 @@ def attributes_table(root: Path, spec: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _largest_leak(metrics: Mapping[str, Any], kind: str | None = None) -> float | None:
-    """The largest |change| of the judge's probability of another attribute.
-
-    For the edit's own kind, or ``kind`` (a row key ``largest_leak:conditional``).
-    """
-    leaks = (metrics.get("leakage") or {}).get(kind or metrics.get("kind"))
-    return max((abs(v) for v in leaks.values()), default=None) if leaks else None
-
-
 def _largest_abs(metrics: Mapping[str, Any], path: str) -> float | None:
     """The largest |value| of the mapping at the dotted ``path`` (a row key ``largest_abs:a.b``)."""
     values = _lookup(metrics, path)
     if not isinstance(values, Mapping) or not values:
         return None
     return max(abs(v) for v in values.values())
+
+
+def _largest_leak(metrics: Mapping[str, Any], kind: str | None = None) -> float | None:
+    """The largest |change| of the judge's probability of another attribute.
+
+    For the edit's own kind, or ``kind`` (a row key ``largest_leak:conditional``).
+    """
+    return _largest_abs(metrics, f"leakage.{kind or metrics.get('kind')}")
 
 
 # Values that are not a plain path into a metrics JSON, by the name a row gives

@@ -41,6 +41,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _weights_list(text: str) -> tuple[float, ...]:
+    """argparse type: comma-separated non-negative floats, e.g. ``1,1,1,1``."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 1,1,1, got {text!r}"
+        ) from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected weights >= 0, got {text!r}")
+    return values
+
+
 def _add_data(parser, required=False, several=False):
     text = (
         "CelebA-layout folder, or a folder of plain photos whose faces are cut into one "
@@ -170,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="start this many encoder stages from the attribute classifier's (default 0)",
+    )
+    p.add_argument(
+        "--discriminative-weights",
+        type=_weights_list,
+        default=None,
+        help="one weight per classifier stage compared, e.g. 1,1,1,1 for all four (default 1,1,1)",
+    )
+    p.add_argument(
+        "--logit-weight",
+        type=float,
+        default=None,
+        help="also compare the classifier's attribute logits, with this weight each (default 0)",
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
@@ -399,6 +424,8 @@ def _run_command(args) -> int:
             "precision": args.precision,
             "architecture": args.architecture,
             "transfer_stages": args.transfer_stages,
+            "discriminative_weights": args.discriminative_weights,
+            "logit_weight": args.logit_weight,
         }
         if args.no_discriminative:
             overrides["discriminative"] = False

@@ -123,6 +123,9 @@ class VAEConfig(_JsonConfig):
     dropout: float = 0.0  # same
     discriminative: bool = True  # add the frozen classifier's feature loss
     discriminative_weights: tuple[float, ...] = (1.0, 1.0, 1.0)  # per classifier stage used
+    # Weight per attribute logit of the same classifier, compared like a stage (0 = off). The
+    # stages' thousands of units outvote its 41 logits, so a worn pair of glasses can blur away.
+    logit_weight: float = 0.0
     warmup_epochs: float = 5.0  # KL weight ramps 0 -> 1 over this many epochs, per batch
     warmup_start: float = 0.0  # KL weight at step 0
     epochs: int = 10  # ~45 s an epoch on 20k faces at 64x64, 2 cores; more keeps improving
@@ -165,6 +168,10 @@ class VAEConfig(_JsonConfig):
                 f"Expected 0 <= transfer_stages <= len(filters)={len(self.filters)} and "
                 f"transfer_frozen_epochs >= 0. Received: transfer_stages={self.transfer_stages}, "
                 f"transfer_frozen_epochs={self.transfer_frozen_epochs}"
+            )
+        if self.logit_weight < 0:
+            raise ValueError(
+                f"Expected logit_weight >= 0. Received: logit_weight={self.logit_weight}"
             )
         if self.latent_dim < 1:
             raise ValueError(f"Expected latent_dim >= 1. Received: latent_dim={self.latent_dim}")

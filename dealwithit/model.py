@@ -265,12 +265,15 @@ def build_attribute_classifier(config: AttributeClassifierConfig) -> keras.Model
     return keras.Model(images, logits, name="attribute_classifier")
 
 
-def build_feature_extractor(classifier: keras.Model, num_layers: int) -> keras.Model:
+def build_feature_extractor(
+    classifier: keras.Model, num_layers: int, logits: bool = False
+) -> keras.Model:
     """The frozen hidden layers ``stage_1 … stage_num_layers`` of an attribute classifier.
 
     Args:
         classifier: A model from ``build_attribute_classifier``.
         num_layers: How many stages to expose (one discriminative weight each).
+        logits: Also expose the attribute logits, last.
 
     Returns:
         A non-trainable model from images to a list of activations.
@@ -287,6 +290,8 @@ def build_feature_extractor(classifier: keras.Model, num_layers: int) -> keras.M
             "Use fewer discriminative_weights or a deeper classifier."
         )
     outputs = [classifier.get_layer(name).output for name in names]
+    if logits:
+        outputs.append(classifier.outputs[0])
     extractor = keras.Model(classifier.inputs[0], outputs, name="feature_extractor")
     extractor.trainable = False
     return extractor
@@ -426,7 +431,7 @@ class VAE(keras.Model):
 
     def _features(self, images):
         """The extractor's activations as a list, even when it exposes a single stage."""
-        features = self.feature_extractor(images)
+        features = self.feature_extractor(images, training=False)
         return list(features) if isinstance(features, (list, tuple)) else [features]
 
     def discriminative_term(self, images, reconstruction):
@@ -440,8 +445,13 @@ class VAE(keras.Model):
             features,
             reconstructed,
             self.feature_scales,
-            list(self.config.discriminative_weights),
+            self._feature_weights(),
         )
+
+    def _feature_weights(self):
+        """One weight per extractor output: the stages', then the logits' when they are compared."""
+        weights = list(self.config.discriminative_weights)
+        return weights + [self.config.logit_weight] if self.config.logit_weight else weights
 
     def calibrate_feature_scales(self, images):
         """Sets each channel's scale to its spread over ``images`` (``(n, S, S, 3)`` in [0, 1]).
@@ -452,7 +462,7 @@ class VAE(keras.Model):
         if self.feature_extractor is None:
             return
         for scale, feature in zip(self.feature_scales, self._features(images)):
-            std = ops.std(feature, axis=(0, 1, 2))
+            std = ops.std(feature, axis=tuple(range(len(feature.shape) - 1)))
             scale.assign(ops.maximum(std, 1e-3))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -709,7 +719,9 @@ def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
                 f"Expected a classifier for {config.image_size}x{config.image_size} images. "
                 f"Received one for {input_size}x{input_size}."
             )
-        extractor = build_feature_extractor(classifier, len(config.discriminative_weights))
+        extractor = build_feature_extractor(
+            classifier, len(config.discriminative_weights), logits=config.logit_weight > 0
+        )
     with precision_policy(config.precision):
         if config.architecture == "ladder":
             priors = [build_ladder_prior(config, i) for i in range(1, len(config.ladder_dims) + 1)]

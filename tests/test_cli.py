@@ -49,6 +49,22 @@ def test_missing_weights_says_to_train(tmp_path, capsys, monkeypatch):
     assert code == 2 and "python -m dealwithit train" in err
 
 
+def test_train_reads_discriminative_weights_and_logit_weight():
+    args = cli.build_parser().parse_args(
+        ["train", "--discriminative-weights", "1,0.5,1,2", "--logit-weight", "100"]
+    )
+    assert args.discriminative_weights == (1.0, 0.5, 1.0, 2.0)
+    assert args.logit_weight == 100.0
+
+
+@pytest.mark.parametrize("text", ["1,a", "1,-1"])
+def test_bad_discriminative_weights_are_refused_by_argparse(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["train", "--discriminative-weights", text])
+    assert exit_info.value.code == 2
+    assert "--discriminative-weights" in capsys.readouterr().err
+
+
 def test_multi_worker_without_tf_config_says_how_to_set_it(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     code = cli.main(["train", "--data", str(tmp_path), "--strategy", "multi-worker"])

@@ -35,3 +35,9 @@ def test_unknown_fields_are_still_refused():
 def test_vector_config_refuses_values_auto_alpha_cannot_use(changes, message):
     with pytest.raises(ValueError, match=message):
         VectorConfig(**changes)
+
+
+def test_vae_config_refuses_a_negative_logit_weight():
+    with pytest.raises(ValueError, match="logit_weight"):
+        VAEConfig(logit_weight=-1.0)
+    assert VAEConfig.from_dict({}).logit_weight == 0.0  # configs saved before it load as off

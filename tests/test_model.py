@@ -53,6 +53,40 @@ def test_discriminative_term_zero_for_perfect_reconstruction(classifier, images)
     assert np.all(ops.convert_to_numpy(vae.discriminative_term(images, blurred)) > 0)
 
 
+def test_logit_term_adds_the_weighted_logit_distance(classifier, images):
+    """``logit_weight`` adds exactly w * 0.5 * sum(((l(x) - l(x')) / sd)^2) over the logits."""
+    stages_only = _vae(classifier)
+    with_logits = _vae(classifier, logit_weight=3.0)
+    assert len(with_logits.feature_scales) == len(stages_only.feature_scales) + 1
+    for vae in (stages_only, with_logits):
+        vae.calibrate_feature_scales(images)
+    other = images[::-1]
+    logits = ops.convert_to_numpy(classifier(images, training=False))
+    logits_other = ops.convert_to_numpy(classifier(other, training=False))
+    scale = np.maximum(logits.std(axis=0), 1e-3)
+    expected = 3.0 * 0.5 * np.sum(((logits - logits_other) / scale) ** 2, axis=1)
+    added = ops.convert_to_numpy(with_logits.discriminative_term(images, other)) - (
+        ops.convert_to_numpy(stages_only.discriminative_term(images, other))
+    )
+    np.testing.assert_allclose(added, expected, rtol=1e-3)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(with_logits.discriminative_term(images, images)), 0.0, atol=1e-6
+    )
+
+
+def test_logit_weight_survives_save_and_load(tmp_path, classifier, images):
+    vae = _vae(classifier, logit_weight=2.0)
+    vae.calibrate_feature_scales(images)
+    model.save_vae(vae, tmp_path)
+    loaded = model.load_vae(tmp_path)
+    assert loaded.config.logit_weight == 2.0
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded.discriminative_term(images, images[::-1])),
+        ops.convert_to_numpy(vae.discriminative_term(images, images[::-1])),
+        rtol=1e-5,
+    )
+
+
 def test_discriminative_off_contributes_nothing(images):
     vae = _vae(None)
     np.testing.assert_array_equal(

@@ -89,6 +89,42 @@ def eyewear_kept_rate(
     return flip_rate(probs[wearers], attribute_index, threshold)
 
 
+def eyewear_kept_of_seen_rate(
+    judge_probs_original: Any,
+    judge_probs_reconstructed: Any,
+    wearers: Any,
+    attribute_index: int,
+    threshold: float = 0.5,
+) -> tuple[float, float]:
+    """Of the wearers the judge sees wearing it in the original, the share it still sees after.
+
+    ``eyewear_kept_rate`` counts every labelled wearer, so the judge's own misses
+    on sharp originals cap it: the shipped judge sees Sunglasses on only 0.645
+    of the real wearers, which makes a perfect VAE score 0.645. Conditioning
+    on the originals it sees leaves the part the reconstruction loses.
+
+    Returns:
+        ``(kept, seen)``: the kept share among seen wearers (nan when none is
+        seen) and the share of wearers seen in the originals (the cap).
+
+    Raises:
+        ValueError: no wearers, or shapes that disagree.
+    """
+    seen_all = np.asarray(judge_probs_original, dtype=np.float64)
+    wearers = as_bool_labels(wearers, "wearers")
+    if seen_all.shape != np.shape(judge_probs_reconstructed):
+        raise ValueError(
+            "Expected judge probabilities of the originals and of their reconstructions "
+            f"of one shape. Received: {seen_all.shape} and {np.shape(judge_probs_reconstructed)}"
+        )
+    seen = eyewear_kept_rate(seen_all, wearers, attribute_index, threshold)
+    mask = wearers & (seen_all[:, attribute_index] >= threshold)
+    if not mask.any():
+        return float("nan"), seen
+    reconstructed = np.asarray(judge_probs_reconstructed, dtype=np.float64)
+    return flip_rate(reconstructed[mask], attribute_index, threshold), seen
+
+
 def _judge(judge: Judge, images: np.ndarray) -> np.ndarray:
     probs = np.asarray(judge(images), dtype=np.float64)
     if probs.ndim != 2 or probs.shape[0] != images.shape[0]:

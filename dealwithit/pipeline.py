@@ -26,6 +26,7 @@ from dealwithit import (
     atomic,
     data,
     edit,
+    eyewear,
     faces,
     model,
     photo_folder,
@@ -852,9 +853,20 @@ def evaluate(
     judge_names = model.attribute_names(judge_config)
     if labels.any() and editor.attribute in judge_names:
         judged = model.classifier_fn(judge)(reconstructions)
-        metrics["reconstruction"]["eyewear_kept_rate"] = edit_metrics.eyewear_kept_rate(
-            judged, labels, judge_names.index(editor.attribute)
+        index = judge_names.index(editor.attribute)
+        quality = metrics["reconstruction"]
+        quality["eyewear_kept_rate"] = edit_metrics.eyewear_kept_rate(judged, labels, index)
+        wearers = np.asarray(labels) > 0
+        quality["eyewear_kept_of_seen"], quality["eyewear_seen_in_originals"] = (
+            edit_metrics.eyewear_kept_of_seen_rate(
+                model.classifier_fn(judge)(floats[wearers]), judged[wearers], labels[wearers], index
+            )
         )
+        if editor.attribute == "Sunglasses":  # the judge-free check: dark lenses by photometry
+            quality["dark_lens_wearers_original"] = eyewear.dark_lens_rate(floats[wearers])
+            quality["dark_lens_wearers_reconstructed"] = eyewear.dark_lens_rate(
+                np.asarray(reconstructions)[wearers]
+            )
     metrics["target_probability"] = editor.target_probability
     metrics["data"] = str(workspace.data)
     metrics["split"] = split

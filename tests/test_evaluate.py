@@ -284,6 +284,23 @@ def test_eyewear_kept_rate_counts_only_wearers():
         eyewear_kept_rate(probs, -np.ones(5, int), 15)
 
 
+def test_eyewear_kept_of_seen_leaves_out_wearers_the_judge_misses_on_the_original():
+    from dealwithit.evaluate import eyewear_kept_of_seen_rate
+
+    original = np.zeros((5, 40))
+    original[:, 15] = [0.9, 0.3, 0.8, 0.9, 0.6]  # wearer 2 is missed on the sharp original
+    reconstructed = np.zeros((5, 40))
+    reconstructed[:, 15] = [0.7, 0.9, 0.1, 0.9, 0.9]
+    wearers = np.array([1, 1, 1, -1, -1])
+    kept, seen = eyewear_kept_of_seen_rate(original, reconstructed, wearers, 15)
+    assert seen == pytest.approx(2 / 3)  # the cap on the plain kept rate
+    assert kept == pytest.approx(1 / 2)  # wearers 1 and 3 are seen; only 1 is kept
+    kept, _ = eyewear_kept_of_seen_rate(original * 0, reconstructed, wearers, 15)
+    assert np.isnan(kept)
+    with pytest.raises(ValueError, match="one shape"):
+        eyewear_kept_of_seen_rate(original[:4], reconstructed, wearers, 15)
+
+
 def test_judge_auc_and_intervals_are_reported(setup):
     """judge_auc is the judge's AUC on the original faces; each interval brackets its number."""
     from sklearn.metrics import roc_auc_score

@@ -856,7 +856,7 @@ def evaluate(
         index = judge_names.index(editor.attribute)
         quality = metrics["reconstruction"]
         quality["eyewear_kept_rate"] = edit_metrics.eyewear_kept_rate(judged, labels, index)
-        wearers = np.asarray(labels) > 0
+        wearers = vectors.as_bool_labels(labels, "labels")
         quality["eyewear_kept_of_seen"], quality["eyewear_seen_in_originals"] = (
             edit_metrics.eyewear_kept_of_seen_rate(
                 model.classifier_fn(judge)(floats[wearers]), judged[wearers], labels[wearers], index

@@ -131,9 +131,14 @@ def slider_grid_figure(grid, alphas, title="Sliding along the sunglasses directi
         for j in range(m):
             axes[i, j].imshow(np.clip(grid[i, j], 0, 1))
     for j, alpha in enumerate(alphas):
-        axes[0, j].set_title(f"α={alpha:+.2g}", fontsize=9)
+        axes[0, j].set_title(alpha_label(alpha), fontsize=9)
     figure.suptitle(title)
     return figure
+
+
+def alpha_label(alpha: float) -> str:
+    """``"α=+5.3"``; the centre column of a ``linspace`` reads ``"α=0"``, not ``"α=+8.9e-16"``."""
+    return "α=0" if abs(alpha) < 0.05 else f"α={alpha:+.1f}"
 
 
 def roc_figure(labels, scores_by_name, title="Latent classifier ROC"):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,11 @@ def test_demo_runs_every_step_and_says_where_the_pictures_are(tmp_path):
         assert f"outputs/synthetic/{name}" in result.stdout, f"demo does not point at {name}"
     metrics = json.loads((tmp_path / "outputs" / "metrics.json").read_text())
     assert 0.0 <= metrics["flip_rate"] <= 1.0 and metrics["counterfactual_ratio"] is not None
+    done = re.search(r"Done in ([\d.]+) min \((.*)\)\. Look at:", result.stdout)
+    assert done, result.stdout[-2000:]
+    steps = dict(part.rsplit(" ", 1) for part in done.group(2).split(", "))
+    assert list(steps)[:5] == ["synth", "train", "vector", "evaluate", "pictures"], steps
+    assert sum(map(float, steps.values())) <= float(done.group(1)) + 0.1 * len(steps)
 
 
 STARTUP_LINES = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from dealwithit import plots
 from dealwithit.edit import (
     add_caption,
     apply_direction,
@@ -105,6 +106,15 @@ def test_slider_grid_decodes_in_one_batch(vae, images, direction):
     for j, alpha in enumerate(alphas):
         expected = edit_images(images, vae.encode, vae.decode, direction, alpha)
         np.testing.assert_allclose(grid[:, j], expected, atol=1e-6)
+
+
+def test_slider_columns_are_headed_by_readable_alphas():
+    """The grid's linspace(-reach, 1.5 reach, 6) puts about 1e-16 in its third column."""
+    alphas = np.linspace(-5.29, 1.5 * 5.29, 6)
+    assert 0 < abs(alphas[2]) < 1e-12
+    figure = plots.slider_grid_figure(np.zeros((2, 6, 8, 8, 3)), alphas)
+    titles = [axis.get_title() for axis in figure.axes[:6]]
+    assert titles == ["α=-5.3", "α=-2.6", "α=0", "α=+2.6", "α=+5.3", "α=+7.9"], titles
 
 
 def test_edit_images_per_face_alphas_and_residual(vae, images, direction):

@@ -38,6 +38,7 @@ BENCHMARKS = (
     ("speedups", "bench_speedups.py"),
     ("precision", "bench_precision.py"),
     ("epochs", "bench_epochs.py"),
+    ("validation", "bench_validation.py"),
     ("fullsize", "bench_fullsize.py"),
 )
 # Run only when named with --only: rendering and caching 200,000 faces takes hours on 2

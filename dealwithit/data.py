@@ -1146,5 +1146,13 @@ def make_dataset(
         signature = images_spec
     dataset = tf.data.Dataset.from_generator(reader, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
-    dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(_to_model_inputs, num_parallel_calls=2)
+    # No tf.data autotuning. Its model thread belongs to each iterator, and an iterator
+    # dropped part-read (Keras' evaluate resets its validation iterator every epoch;
+    # fit drops the endless training one at its end) waited for that thread for about
+    # 37 s (py-spy: ~RootDataset::Iterator), which cost every VAE epoch after the first
+    # 37 s in `make demo`. The reader is ~90x faster than training (BENCHMARKS.md
+    # section 3), so fixed parallelism and a small prefetch lose nothing.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)

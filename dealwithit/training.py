@@ -302,8 +302,9 @@ def _endless(dataset):
 
     Given a finite dataset and no step count, Keras 3's epoch iterator opens a
     new iterator at the end of every epoch and another at the start of the
-    next; dropping the first, part-read ``from_generator`` iterator blocked
-    about 38 s before the first batch of every other epoch. One endless
+    next; dropping the first, part-read iterator blocked about 38 s before the
+    first batch of every other epoch (it waited for the iterator's tf.data
+    autotuning thread, which ``data.make_dataset`` now turns off). One endless
     iterator with known steps per epoch never drops one. Each pass still calls
     the reader again, so every epoch gets its own seeded shuffle.
     """

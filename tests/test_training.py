@@ -163,7 +163,12 @@ def test_fit_opens_one_iterator_per_dataset(synthetic_cache, tmp_path, monkeypat
     """Keras 3, given a finite dataset and no step count, opens a new iterator at the end of
     every epoch and another at the start of the next. Dropping a part-read ``from_generator``
     iterator stalled ~38 s before every other epoch on the real subset. Training must open one
-    training iterator for the whole run (validation opens one per evaluation)."""
+    training iterator for the whole run.
+
+    Validation opens one per evaluation and drops the last one part-read (Keras'
+    ``evaluate`` resets its cached iterator), which stalled ~37 s before every epoch's
+    validation in `make demo`, waiting for the iterator's tf.data autotuning thread: no
+    dataset fit reads may autotune."""
     import tensorflow as tf
 
     opened = []
@@ -171,6 +176,7 @@ def test_fit_opens_one_iterator_per_dataset(synthetic_cache, tmp_path, monkeypat
 
     def counting(self):
         opened.append(type(self).__name__)
+        assert self.options().autotune.enabled is False, opened[-1]
         return original(self)
 
     monkeypatch.setattr(tf.data.Dataset, "__iter__", counting)

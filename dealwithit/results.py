@@ -157,14 +157,21 @@ def read_record(path: str | Path, kind: str | None = None) -> dict[str, Any]:
 
 
 def _cell(values: Sequence[float | None], digits: int = 3) -> str:
-    """``0.991`` for one value, ``0.991 ± 0.004`` (sample sd) for several, ``n/a`` for none."""
-    values = [v for v in values if v is not None]
-    if not values:
+    """``0.991`` for one value, ``0.991 ± 0.004`` (sample sd) for several, ``n/a`` for none.
+
+    Records older than a metric lack it: a cell over fewer seeds than its column says
+    how many it covers, ``0.750 (1 of 3 seeds)``, rather than passing for all of them.
+    """
+    present = [v for v in values if v is not None]
+    if not present:
         return "n/a"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    mean = statistics.fmean(present)
+    cell = f"{mean:.{digits}f}"
+    if len(present) > 1:
+        cell += f" ± {statistics.stdev(present):.{digits}f}"
+    if len(present) < len(values):
+        cell += f" ({len(present)} of {len(values)} seeds)"
+    return cell
 
 
 def _records(root: Path, run: str, seeds: Sequence[int], kind: str) -> list[dict[str, Any]]:

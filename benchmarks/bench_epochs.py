@@ -68,6 +68,31 @@ def train(cache: Path, endless: bool, n_epochs: int, limit: int | None) -> First
     return clock
 
 
+def compare(record: harness.Record, ways: dict, wait: str) -> None:
+    """Runs each way (a name -> a call returning a clock with ``waits`` and ``epochs``) in
+    turn, and records its waits, its epoch times and a note comparing the first two."""
+    clocks = {}
+    for name, run in ways.items():
+        load = [harness.load_average()]
+        clocks[name] = clock = run()
+        record.add(f"{name}: wait {wait}", clock.waits, "s", loads=load)
+        record.add(f"{name}: epoch wall time", clock.epochs, "s", loads=load)
+        record.settings(
+            **{
+                f"{name}_waits_s": [round(w, 2) for w in clock.waits],
+                f"{name}_epochs_s": [round(e, 1) for e in clock.epochs],
+            }
+        )
+    (first, a), (second, b) = list(clocks.items())[:2]
+    record.note(
+        f"Wait {wait} of each epoch: {first} "
+        + ", ".join(f"{w:.1f}" for w in a.waits)
+        + f" s; {second} "
+        + ", ".join(f"{w:.1f}" for w in b.waits)
+        + f" s. Epochs took {sum(a.epochs):.0f} s vs {sum(b.epochs):.0f} s in all."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None, help="default: a 20k synthetic cache")
@@ -89,26 +114,11 @@ def main() -> None:
         "from the previous epoch's last batch (or the start of `fit`) to the epoch's first.",
     )
     record.settings(epochs=args.epochs, batch_size=batch_size, cache=str(cache), limit=limit)
-    clocks = {}
-    for name, endless in (("before", False), ("after", True)):
-        load = [harness.load_average()]
-        clocks[name] = clock = train(cache, endless, args.epochs, limit)
-        record.add(f"{name}: wait before the first batch", clock.waits, "s", loads=load)
-        record.add(f"{name}: epoch wall time", clock.epochs, "s", loads=load)
-        record.settings(
-            **{
-                f"{name}_waits_s": [round(w, 2) for w in clock.waits],
-                f"{name}_epochs_s": [round(e, 1) for e in clock.epochs],
-            }
-        )
-    before, after = clocks["before"], clocks["after"]
-    record.note(
-        "Wait before each epoch's first batch: before "
-        + ", ".join(f"{w:.1f}" for w in before.waits)
-        + " s; after "
-        + ", ".join(f"{w:.1f}" for w in after.waits)
-        + f" s. Epochs took {sum(before.epochs):.0f} s vs {sum(after.epochs):.0f} s in all."
-    )
+    ways = {
+        name: (lambda e=e: train(cache, e, args.epochs, limit))
+        for name, e in (("before", False), ("after", True))
+    }
+    compare(record, ways, "before the first batch")
     record.save()
 
 

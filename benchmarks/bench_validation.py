@@ -22,6 +22,7 @@ from pathlib import Path
 import harness  # first: it quiets TensorFlow's start-up logs
 import keras
 import tensorflow as tf
+from bench_epochs import compare
 
 from dealwithit import data, model, training
 from dealwithit.config import VAEConfig
@@ -106,26 +107,11 @@ def main() -> None:
         "(Keras resets the validation iterator in between).",
     )
     record.settings(epochs=args.epochs, batch_size=batch_size, cache=str(cache), train_faces=limit)
-    clocks = {}
-    for name, autotune in (("autotuned", True), ("fixed", False)):
-        load = [harness.load_average()]
-        clocks[name] = clock = train(cache, autotune, args.epochs, limit)
-        record.add(f"{name}: wait before validation", clock.waits, "s", loads=load)
-        record.add(f"{name}: epoch wall time", clock.epochs, "s", loads=load)
-        record.settings(
-            **{
-                f"{name}_waits_s": [round(w, 2) for w in clock.waits],
-                f"{name}_epochs_s": [round(e, 1) for e in clock.epochs],
-            }
-        )
-    before, after = clocks["autotuned"], clocks["fixed"]
-    record.note(
-        "Wait before each epoch's validation: autotuned "
-        + ", ".join(f"{w:.1f}" for w in before.waits)
-        + " s; fixed "
-        + ", ".join(f"{w:.1f}" for w in after.waits)
-        + f" s. Epochs took {sum(before.epochs):.0f} s vs {sum(after.epochs):.0f} s in all."
-    )
+    ways = {
+        name: (lambda a=a: train(cache, a, args.epochs, limit))
+        for name, a in (("autotuned", True), ("fixed", False))
+    }
+    compare(record, ways, "before validation")
     record.save()
 
 

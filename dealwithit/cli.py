@@ -209,10 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=("float32", "bfloat16", "float16"),
+        choices=("auto", "float32", "bfloat16", "float16"),
         default=None,
         help="VAE compute precision (default float32): bfloat16 on CPUs with avx512_bf16/AMX, "
-        "float16 on GPUs; both keep float32 weights and losses",
+        "float16 on GPUs; both keep float32 weights and losses; auto: bfloat16 where the CPU "
+        "has it, else float32",
     )
 
     p = sub.add_parser(
@@ -382,6 +383,34 @@ def _show(result) -> None:
     print(result.report())
 
 
+def train_config(args, image_size: int):
+    """The ``VAEConfig`` that ``train``'s flags ask for: the defaults, overridden by each flag given."""
+    from dealwithit import model
+    from dealwithit.config import VAEConfig
+
+    overrides = {
+        "epochs": args.epochs,
+        "latent_dim": args.latent_dim,
+        "warmup_epochs": args.warmup_epochs,
+        "likelihood": args.likelihood,
+        "seed": args.seed,
+        "precision": model.fastest_precision() if args.precision == "auto" else args.precision,
+        "architecture": args.architecture,
+        "transfer_stages": args.transfer_stages,
+        "discriminative_weights": args.discriminative_weights,
+        "logit_weight": args.logit_weight,
+    }
+    if args.no_discriminative:
+        overrides["discriminative"] = False
+    if args.batch_norm:
+        overrides["batch_norm"] = True
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
+    return VAEConfig(image_size=image_size).replace(
+        **{k: v for k, v in overrides.items() if v is not None}
+    )
+
+
 def _run_command(args) -> int:
     # Imported after parsing (see main): the steps pull in Keras and TensorFlow.
     from dealwithit import model, notebooks, pipeline, training
@@ -414,26 +443,7 @@ def _run_command(args) -> int:
     if command == "prepare":
         _show(pipeline.prepare(workspace, overwrite=args.overwrite))
     elif command == "train":
-        config = VAEConfig(image_size=image_size)
-        overrides = {
-            "epochs": args.epochs,
-            "latent_dim": args.latent_dim,
-            "warmup_epochs": args.warmup_epochs,
-            "likelihood": args.likelihood,
-            "seed": args.seed,
-            "precision": args.precision,
-            "architecture": args.architecture,
-            "transfer_stages": args.transfer_stages,
-            "discriminative_weights": args.discriminative_weights,
-            "logit_weight": args.logit_weight,
-        }
-        if args.no_discriminative:
-            overrides["discriminative"] = False
-        if args.batch_norm:
-            overrides["batch_norm"] = True
-        if args.dropout is not None:
-            overrides["dropout"] = args.dropout
-        config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+        config = train_config(args, image_size)
         if args.resume and (workspace.vae_dir / model.CONFIG_FILE).is_file():
             config = model.read_config(VAEConfig, workspace.vae_dir)
         classifier_config = None

@@ -58,6 +58,21 @@ def test_train_reads_discriminative_weights_and_logit_weight():
     assert args.logit_weight == 100.0
 
 
+@pytest.mark.parametrize(
+    "cpu, flag, expected",
+    [
+        ("bfloat16", "auto", "bfloat16"),
+        ("float32", "auto", "float32"),
+        ("bfloat16", "float32", "float32"),
+        ("bfloat16", None, "float32"),
+    ],
+)
+def test_train_precision_auto_takes_the_machines_choice(monkeypatch, cpu, flag, expected):
+    monkeypatch.setattr(model, "fastest_precision", lambda: cpu)
+    argv = ["train"] + (["--precision", flag] if flag else [])
+    assert cli.train_config(cli.build_parser().parse_args(argv), 64).precision == expected
+
+
 @pytest.mark.parametrize("text", ["1,a", "1,-1"])
 def test_bad_discriminative_weights_are_refused_by_argparse(text, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -174,3 +174,24 @@ def test_float16_precision_builds_for_gpus_with_loss_scaling():
     assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
     with pytest.raises(ValueError, match="Received: precision='half'"):
         config.replace(precision="half")
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),  # AMD EPYC here
+        ({"avx2", "amx_bf16", "amx_tile"}, "bfloat16"),  # Intel Xeon with AMX
+        ({"avx2", "avx512f"}, "float32"),
+        (set(), "float32"),  # no /proc/cpuinfo
+    ],
+)
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch, flags, expected):
+    monkeypatch.setattr(model, "cpu_flags", lambda: flags)
+    assert model.fastest_precision() == expected
+
+
+def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n")
+    assert model.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert model.cpu_flags(tmp_path / "absent") == set()

@@ -49,7 +49,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 def fastest_precision() -> str:
     """``"bfloat16"`` on a CPU with bfloat16 dot products (avx512_bf16 or AMX), else ``"float32"``.
 
-    What ``--precision auto`` picks. bfloat16 trained the DR-VAE's epochs 1.22x faster on
+    What ``--precision auto`` picks. bfloat16 trained the DR-VAE's epochs 1.22-1.38x faster on
     an AMD EPYC with avx512_bf16 and 1.79x on an Intel Xeon with AMX; its quality against
     float32, over seeds, is RESULTS.md section 7. GPUs were not measured here: there, pass
     ``"float16"`` (Keras' documented ``mixed_float16``).

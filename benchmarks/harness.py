@@ -68,7 +68,9 @@ def _ram_gb() -> float | None:
 
 def machine() -> dict[str, Any]:
     """Cores, CPU model, RAM and the CPU features that matter for the speed-ups tried."""
-    flags = set(_cpuinfo("flags").split())
+    from dealwithit.model import cpu_flags  # the package's reader; after the log quieting above
+
+    flags = cpu_flags()
     return {
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

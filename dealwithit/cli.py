@@ -194,8 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--logit-weight",
         type=float,
         default=None,
-        help="also compare the classifier's attribute logits, with this weight each (default 0)",
+        help="weight of each of the classifier's attribute logits, compared too (default 100; 0: off)",
     )
+    p.add_argument(
+        "--cosine-decay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VAE learning rate falls to 0 along a half cosine over the run (default: config's)",
+    )
+    p.add_argument("--learning-rate", type=float, default=None, help="VAE Adam learning rate")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--limit", type=positive_int, default=None, help="use at most this many training images"
@@ -399,6 +406,8 @@ def train_config(args, image_size: int):
         "transfer_stages": args.transfer_stages,
         "discriminative_weights": args.discriminative_weights,
         "logit_weight": args.logit_weight,
+        "cosine_decay": args.cosine_decay,
+        "learning_rate": args.learning_rate,
     }
     if args.no_discriminative:
         overrides["discriminative"] = False

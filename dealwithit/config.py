@@ -23,6 +23,9 @@ class _JsonConfig:
 
     # Old field name -> new, so configs saved before a rename still load.
     _renamed: dict[str, str] = {}
+    # Field -> the value a config saved before the field existed was trained with, where
+    # that is no longer the default (else a missing field reads as the default).
+    _absent: dict[str, Any] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -31,6 +34,7 @@ class _JsonConfig:
     def from_dict(cls: type[T], values: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         values = {cls._renamed.get(name, name): value for name, value in values.items()}
+        values = {**cls._absent, **values}
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ValueError(
@@ -111,6 +115,9 @@ class JudgeConfig(AttributeClassifierConfig):
 class VAEConfig(_JsonConfig):
     """The discriminatively regularized VAE (arXiv 1602.03220) and its training."""
 
+    # Configs saved before the logits term existed trained without it.
+    _absent = {"logit_weight": 0.0}
+
     image_size: int = 64  # pixels per side
     architecture: str = "conv"  # "conv", "resnet" (residual block per stage) or "ladder" (LVAE)
     latent_dim: int = 128  # the top latent, where edits happen; paper: 500; keras examples: 128
@@ -124,13 +131,15 @@ class VAEConfig(_JsonConfig):
     discriminative: bool = True  # add the frozen classifier's feature loss
     discriminative_weights: tuple[float, ...] = (1.0, 1.0, 1.0)  # per classifier stage used
     # Weight per attribute logit of the same classifier, compared like a stage (0 = off). The
-    # stages' thousands of units outvote its 41 logits, so a worn pair of glasses can blur away.
-    logit_weight: float = 0.0
+    # stages' thousands of units outvote its 41 logits, so a worn pair of glasses can blur away;
+    # x 100 keeps more of them on real faces (RESULTS.md, "Keeping the eyewear").
+    logit_weight: float = 100.0
     warmup_epochs: float = 5.0  # KL weight ramps 0 -> 1 over this many epochs, per batch
     warmup_start: float = 0.0  # KL weight at step 0
     epochs: int = 10  # ~45 s an epoch on 20k faces at 64x64, 2 cores; more keeps improving
     batch_size: int = 64
     learning_rate: float = 1e-3
+    cosine_decay: bool = False  # learning rate falls to 0 along a half cosine over the run
     seed: int = 0
     precision: str = (
         "float32"  # "bfloat16" (CPU) or "float16" (GPU): 16-bit compute, float32 weights

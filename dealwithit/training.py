@@ -311,6 +311,19 @@ def _endless(dataset):
     return dataset.repeat(), len(dataset)
 
 
+def learning_rate(config, steps_per_epoch: int):
+    """The config's Adam learning rate: constant, or a half cosine to 0 over the whole run.
+
+    The schedule is keyed on the optimizer's step counter, which ``--resume``
+    restores, so a resumed run continues down the same curve.
+    """
+    if not config.cosine_decay:
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch)
+    )
+
+
 def _raise_if_nan(history: keras.callbacks.History, what: str, learning_rate: float) -> None:
     losses = history.history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
@@ -393,13 +406,8 @@ def train_attribute_classifier(
     keras.utils.set_random_seed(config.seed)
     classifier = model.build_attribute_classifier(config)
     steps = _steps(cache_path, "train", config.batch_size, limit)
-    learning_rate = config.learning_rate
-    if config.cosine_decay:
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps
-        )
     classifier.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate(config, steps)),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
@@ -609,15 +617,15 @@ def train_vae(
                 cache_path, "valid", config.batch_size, strategy, shuffle=False, limit=limit
             )
             valid = {"validation_data": dataset, "validation_steps": steps}
-        with strategy.scope() if strategy is not None else nullcontext():
-            vae = model.build_vae(config, classifier)
-            vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
-            vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-        if is_multi_worker(strategy):
-            _logs_with_a_batch_axis(vae)
         train, steps_per_epoch = _mixed_fit_data(
             caches, config.batch_size, strategy, config.seed, limit
         )
+        with strategy.scope() if strategy is not None else nullcontext():
+            vae = model.build_vae(config, classifier)
+            vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
+            vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)))
+        if is_multi_worker(strategy):
+            _logs_with_a_batch_axis(vae)
         warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
         history = vae.fit(
             train,

@@ -41,3 +41,12 @@ def test_vae_config_refuses_a_negative_logit_weight():
     with pytest.raises(ValueError, match="logit_weight"):
         VAEConfig(logit_weight=-1.0)
     assert VAEConfig.from_dict({}).logit_weight == 0.0  # configs saved before it load as off
+
+
+def test_a_vae_config_saved_before_the_logits_term_loads_with_it_off():
+    """The shipped weights' config has no ``logit_weight``: they were trained without it."""
+    old = VAEConfig().to_dict()
+    del old["logit_weight"]
+    assert VAEConfig.from_dict(old).logit_weight == 0.0
+    assert VAEConfig().logit_weight == 100.0  # today's default
+    assert VAEConfig.from_dict(VAEConfig().to_dict()) == VAEConfig()

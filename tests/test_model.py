@@ -55,7 +55,7 @@ def test_discriminative_term_zero_for_perfect_reconstruction(classifier, images)
 
 def test_logit_term_adds_the_weighted_logit_distance(classifier, images):
     """``logit_weight`` adds exactly w * 0.5 * sum(((l(x) - l(x')) / sd)^2) over the logits."""
-    stages_only = _vae(classifier)
+    stages_only = _vae(classifier, logit_weight=0.0)
     with_logits = _vae(classifier, logit_weight=3.0)
     assert len(with_logits.feature_scales) == len(stages_only.feature_scales) + 1
     for vae in (stages_only, with_logits):

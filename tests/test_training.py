@@ -79,6 +79,41 @@ def test_interrupted_run_resumes_from_last_finished_epoch(synthetic_cache, tmp_p
     assert not (tmp_path / training.BACKUP_DIR).exists(), "backup removed after success"
 
 
+class _LearningRates(keras.callbacks.Callback):
+    """Records the optimizer's learning rate at the end of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_cosine_decay_reaches_zero_and_a_resumed_run_stays_on_the_curve(synthetic_cache, tmp_path):
+    """5 steps an epoch, 4 epochs: the rate after epoch k is 1e-3 * (1 + cos(pi k / 4)) / 2."""
+    config = VAEConfig(**TINY, epochs=4, warmup_epochs=1, cosine_decay=True)
+    first, second = _LearningRates(), _LearningRates()
+    with pytest.raises(KeyboardInterrupt):
+        training.train_vae(
+            synthetic_cache, config, tmp_path, progress=False, callbacks=(first, _StopAt(2))
+        )
+    training.train_vae(
+        synthetic_cache, config, tmp_path, resume=True, progress=False, callbacks=(second,)
+    )
+    expected = 1e-3 * (1 + np.cos(np.pi * np.arange(1, 5) / 4)) / 2
+    np.testing.assert_allclose(first.rates + second.rates, expected, atol=1e-9)
+    constant = _LearningRates()
+    training.train_vae(
+        synthetic_cache,
+        config.replace(cosine_decay=False, epochs=2),
+        tmp_path / "constant",
+        progress=False,
+        callbacks=(constant,),
+    )
+    assert constant.rates == pytest.approx([1e-3, 1e-3])
+
+
 def test_nan_loss_stops_with_a_clear_message(synthetic_cache, tmp_path):
     config = VAEConfig(**TINY, epochs=3, warmup_epochs=0, learning_rate=1e12)
     with pytest.raises(training.TrainingError, match="NaN or infinite.*lower learning_rate"):

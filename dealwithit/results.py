@@ -270,6 +270,7 @@ EDIT_ROWS = (
         "counterfactual_ratio_oracle",
         2,
     ),
+    ("… best of K as MSE, which compares across models", "counterfactual_mse_best_of_k", 5),
     ("largest leakage, \\|Δ judge probability\\|", "largest_leak", 2),
     ("mean auto α", "mean_alpha", 2),
     ("PSNR (dB)", "reconstruction.psnr", 2),

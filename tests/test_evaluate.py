@@ -9,6 +9,7 @@ from scipy.special import expit
 from dealwithit.data import CELEBA_ATTRIBUTES
 from dealwithit.evaluate import (
     attribute_leakage,
+    best_of_k_mse,
     best_of_k_ratio,
     counterfactual_ratio,
     dose_response,
@@ -149,6 +150,19 @@ def test_best_of_k_ratio_scores_each_face_against_its_closest_style():
         best_of_k_ratio(edited, styles[:1], original + 0.2, original)
 
 
+def test_best_of_k_mse_is_absolute_so_a_blurrier_model_cannot_score_better():
+    """The same edits: the ratio halves when the reconstruction error doubles; the MSE does not move."""
+    original = np.full((2, 4, 4, 3), 0.5)
+    styles = np.stack([np.full((2, 4, 4, 3), 0.0), np.full((2, 4, 4, 3), 0.3)], axis=1)
+    edited = np.stack([np.full((4, 4, 3), 0.3), np.full((4, 4, 3), 0.4)])
+    assert best_of_k_mse(edited, styles) == pytest.approx(0.005)
+    sharp = best_of_k_ratio(edited, styles, original + 0.1, original)
+    blurry = best_of_k_ratio(edited, styles, original + 0.1 * np.sqrt(2), original)
+    assert blurry == pytest.approx(sharp / 2)
+    with pytest.raises(ValueError, match="Expected styles of shape"):
+        best_of_k_mse(edited, styles[:1])
+
+
 def test_oracle_ratio_is_the_vaes_own_reconstruction_of_the_closest_style():
     """A VAE that adds 0.1 to every pixel rebuilds every style 0.01 off: the floor is 0.01 / 0.04.
 
@@ -219,6 +233,7 @@ def test_evaluate_edits_on_the_banded_fake(setup):
         "outside_change_ratio",
         "counterfactual_ratio",
         "counterfactual_ratio_oracle",
+        "counterfactual_mse_best_of_k",
         "alpha_curve",
         "removal_curve",
         "leakage",

@@ -411,6 +411,17 @@ def load_face(path: str | os.PathLike, image_size: int = 64) -> np.ndarray:
     return _load_face(Path(path), image_size)[0]
 
 
+def load_faces(paths: Sequence[str | os.PathLike], image_size: int = 64) -> np.ndarray:
+    """Many aligned frames, each as ``load_face``, decoded on a thread pool (PIL drops the GIL).
+
+    Returns:
+        uint8 ``(len(paths), image_size, image_size, 3)``.
+    """
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        faces = list(pool.map(lambda path: load_face(path, image_size), paths))
+    return np.stack(faces) if faces else np.zeros((0, image_size, image_size, 3), np.uint8)
+
+
 def _decode_ahead(
     pool: ThreadPoolExecutor | None,
     paths: Sequence[Path],

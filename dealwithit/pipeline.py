@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -771,7 +772,7 @@ def _twins(data_dir: Path, files, image_size: int):
     paths = [folder / name for name in files]
     if not all(path.is_file() for path in paths):
         return None
-    return as_floats(np.stack([data.load_face(path, image_size) for path in paths]))
+    return as_floats(data.load_faces(paths, image_size))
 
 
 def _counterfactuals(data_dir: Path, files, image_size: int):
@@ -779,17 +780,22 @@ def _counterfactuals(data_dir: Path, files, image_size: int):
     twins = _twins(data_dir, files, image_size)
     if twins is None:
         return None
-    folder = data_dir / "counterfactual"
-    styles = [sorted((folder / "styles").glob(f"{Path(name).stem}_*.jpg")) for name in files]
+    folder = data_dir / "counterfactual" / "styles"
+    by_stem: dict[str, list[str]] = {}  # one listing of the folder, not a glob per face
+    for entry in os.scandir(folder) if folder.is_dir() else ():
+        stem, _, style = entry.name.rpartition("_")
+        if stem and style.endswith(".jpg"):
+            by_stem.setdefault(stem, []).append(entry.name)
+    styles = [sorted(by_stem.get(Path(name).stem, [])) for name in files]
     count = min((len(found) for found in styles if found), default=0)
     if not count:
         return twins
     # (n, 1 + K, S, S, 3): the strict twin first, then other sunglasses styles. Faces that get
     # no sunglasses (they had them) repeat their twin.
     stacked = np.repeat(twins[:, None], 1 + count, axis=1)
-    for i, found in enumerate(styles):
-        for k, path in enumerate(found[:count]):
-            stacked[i, 1 + k] = as_floats(data.load_face(path, image_size))
+    rows = [i for i, found in enumerate(styles) if found]
+    faces = data.load_faces([folder / name for i in rows for name in styles[i][:count]], image_size)
+    stacked[rows, 1:] = as_floats(faces).reshape(len(rows), count, *twins.shape[1:])
     return stacked
 
 

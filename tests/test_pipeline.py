@@ -111,3 +111,27 @@ def test_vectors_saved_with_the_old_l2_name_still_edit(tmp_path, save_weights):
     editor = pipeline.Editor(save_weights(tmp_path / "w", old))
     assert editor.vector_config.inverse_l2 == 0.5
     assert editor.target_probability == 0.7
+
+
+def test_counterfactuals_stack_each_face_twin_then_its_styles_in_order(tmp_path):
+    """Grey levels name the files: twin i is 10 * (i + 1), style k of face i is 10 * (i + 1) + k + 1;
+    a face rendered with no styles (it wore sunglasses already) repeats its twin."""
+    from PIL import Image
+
+    folder = tmp_path / "counterfactual"
+    (folder / "styles").mkdir(parents=True)
+    files = ["000001.jpg", "000002.jpg", "000003.jpg"]
+
+    def frame(path, grey):
+        Image.new("RGB", (178, 218), (grey,) * 3).save(path, quality=100)
+
+    for i, name in enumerate(files):
+        frame(folder / name, 10 * (i + 1))
+        if i != 1:
+            for k in (1, 0):  # written out of order: the listing is sorted
+                frame(folder / "styles" / f"{Path(name).stem}_{k}.jpg", 10 * (i + 1) + k + 1)
+    (folder / "list_counterfactual.txt").write_text("".join(f"{n} 1\n" for n in files))
+    stacked = pipeline._counterfactuals(tmp_path, files, 16)
+    assert stacked.shape == (3, 3, 16, 16, 3)
+    greys = np.round(stacked.mean(axis=(2, 3, 4)) * 255)
+    np.testing.assert_allclose(greys, [[10, 11, 12], [20, 20, 20], [30, 31, 32]], atol=1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import keras
 import numpy as np
 
 from dealwithit import data, evaluate, model, training, vectors
-from dealwithit.config import VAEConfig, VectorConfig
+from dealwithit.config import VAEConfig
 
 ## Setup
 
@@ -83,6 +84,8 @@ def run(args) -> dict:
         epochs=1000,  # the budget stops it
         seed=args.seed,
     )
+    changes = {"logit_weight": args.logit_weight, "learning_rate": args.learning_rate}
+    config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     name = args.name or f"{args.architecture}_t{args.transfer_stages}_s{args.seed}"
     directory = Path(args.out) / name
     classifier = model.load_classifier(Path(args.weights) / "classifier")[0]
@@ -127,19 +130,24 @@ def run(args) -> dict:
     quality["wearers"] = int(wearers.sum())
 
     # Which latent separates Eyeglasses better: the top one edits use, or all layers?
-    l2 = VectorConfig().l2
+    # Scored as evaluate does: a classifier of its own, C picked by cross-validation.
     for key, encode in (("top", lambda b: vae.encode(b)[0]), ("all_layers", vae.encode_all)):
         z_train = model.predict_batches(encode, train_images)
         z_held = model.predict_batches(encode, floats)
-        fitted = vectors.fit_latent_classifier(z_train, train_labels[:, index], l2=l2)
-        report = vectors.classification_report(labels[:, index], fitted.predict_proba(z_held))
+        _, report = vectors.latent_auc_report(
+            z_train, train_labels[:, index] > 0, z_held, labels[:, index] > 0
+        )
         quality[f"latent_auc_{key}"] = report["roc_auc"]
         quality[f"latent_dim_{key}"] = int(z_train.shape[1])
     quality.update(
         name=name,
         architecture=args.architecture,
         transfer_stages=args.transfer_stages,
+        logit_weight=config.logit_weight,
+        learning_rate=config.learning_rate,
         seed=args.seed,
+        machine=harness.machine(),
+        command=" ".join(["python benchmarks/compare_architectures.py", *sys.argv[1:]]),
         budget_minutes=args.minutes,
         wall_seconds=round(seconds, 1),
         train_steps=budget.steps,
@@ -181,6 +189,8 @@ def main() -> None:
     parser.add_argument("--architecture", choices=("conv", "resnet", "ladder"), default="conv")
     parser.add_argument("--transfer-stages", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=7.0)
+    parser.add_argument("--logit-weight", type=float, default=None, help="default: config's")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))

@@ -37,6 +37,7 @@ BENCHMARKS = (
     ("scaling", "bench_scaling.py"),
     ("speedups", "bench_speedups.py"),
     ("precision", "bench_precision.py"),
+    ("logits", "bench_logits.py"),
     ("epochs", "bench_epochs.py"),
     ("validation", "bench_validation.py"),
     ("fullsize", "bench_fullsize.py"),

@@ -46,3 +46,17 @@ def test_summary_counts_and_statistics_per_architecture(convergence):
     assert conv["psnr_mean"] == pytest.approx(25.0)
     assert conv["psnr_sd"] == pytest.approx(math.sqrt(50.0))
     assert rows["ladder"]["psnr_mean"] is None
+
+
+def test_the_mse_rule_judges_the_pixels_not_the_loss(convergence):
+    # Losses near zero: 10 % of |best| is 1 nat, so the second seed fails the loss rule.
+    # Its pixels are 5 % worse (within the rule); the third seed's are 50 % worse (fails).
+    runs = [
+        {"architecture": "conv", "nan": False, "held_out_loss": 10.0, "held_out": {"mse": 0.010}},
+        {"architecture": "conv", "nan": False, "held_out_loss": 15.0, "held_out": {"mse": 0.0105}},
+        {"architecture": "conv", "nan": False, "held_out_loss": 10.5, "held_out": {"mse": 0.015}},
+        {"architecture": "conv", "nan": True, "held_out_loss": None},
+    ]
+    conv = convergence.summary(runs, 0.10)["conv"]
+    assert conv["converged"] == 2  # seeds 1 and 3 by the loss
+    assert conv["converged_mse"] == 2  # seeds 1 and 2 by the pixels; NaN never converges

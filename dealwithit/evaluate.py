@@ -396,13 +396,17 @@ def best_of_k_mse(edited: Any, styles: Any) -> float:
         styles: ``(n, K, S, S, 3)`` renders of each face in K sunglasses styles.
     """
     edited = np.asarray(edited, dtype=np.float64)
-    styles = np.asarray(styles, dtype=np.float64)
+    styles = np.asarray(styles)
     if styles.ndim != 5 or styles.shape[:1] + styles.shape[2:] != edited.shape:
         raise ValueError(
             f"Expected styles of shape (n, K) + {edited.shape[1:]} with n={len(edited)}. "
             f"Received: {styles.shape}"
         )
-    return float(((styles - edited[:, None]) ** 2).mean(axis=(2, 3, 4)).min(axis=1).mean())
+    # One style at a time: a float64 copy of all K renders is gigabytes on a full test split.
+    per_style = [
+        _per_face_mse(edited, styles[:, k].astype(np.float64)) for k in range(styles.shape[1])
+    ]
+    return float(np.min(per_style, axis=0).mean())
 
 
 def best_of_k_ratio(edited: Any, styles: Any, reconstruction: Any, original: Any) -> float | None:

@@ -103,7 +103,7 @@ class JudgeConfig(AttributeClassifierConfig):
     (same fields), so ``model.load_classifier`` reads it back.
     """
 
-    epochs: int = 10  # ~4 min an epoch on 17.8k faces at 64x64, 2 busy cores
+    epochs: int = 20  # Eyeglasses AUC 0.961 at 6, 0.971 at 10, 0.988 at 20; ~50 s an epoch idle
     seed: int = 1
     convs_per_stage: int = 2
     batch_norm: bool = True

@@ -108,9 +108,8 @@ def summary(runs: Sequence[dict], tolerance: float = tolerance) -> dict[str, dic
         mine = [run for run in runs if run["architecture"] == architecture]
         losses = [None if run["nan"] else run["held_out_loss"] for run in mine]
         finite = np.array([loss for loss in losses if loss is not None and math.isfinite(loss)])
-        mses = [run.get("held_out", {}).get("mse") for run in mine if not run["nan"]]
-        psnr = np.array([10 * math.log10(1 / mse) for mse in mses if mse])
         pixel_losses = [None if run["nan"] else run.get("held_out", {}).get("mse") for run in mine]
+        psnr = np.array([10 * math.log10(1 / mse) for mse in pixel_losses if mse])
         result[architecture] = {
             "runs": len(mine),
             "converged": sum(converged(losses, tolerance)),

@@ -403,9 +403,7 @@ def best_of_k_mse(edited: Any, styles: Any) -> float:
             f"Received: {styles.shape}"
         )
     # One style at a time: a float64 copy of all K renders is gigabytes on a full test split.
-    per_style = [
-        _per_face_mse(edited, styles[:, k].astype(np.float64)) for k in range(styles.shape[1])
-    ]
+    per_style = [_per_face_mse(edited, styles[:, k]) for k in range(styles.shape[1])]
     return float(np.min(per_style, axis=0).mean())
 
 

@@ -61,7 +61,7 @@ def write_photos(celeba: Path, out: Path, n: int, seed: int = 0) -> dict[str, st
     """Pastes ``n`` train faces of ``celeba`` into photos in ``out``; returns photo -> face file."""
     files = data.read_attributes(celeba).files
     partition = data.read_partition(celeba, files)
-    train = [name for name, split in zip(files, partition) if split == 0]
+    train = [name for name, code in zip(files, partition) if code == data.SPLITS["train"]]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(train), size=min(n, len(train)), replace=False)
     out.mkdir(parents=True, exist_ok=True)

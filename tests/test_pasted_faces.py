@@ -1,32 +1,27 @@
 """benchmarks/pasted_faces.py: the mixing test folder uses train faces only, as whole photos."""
 
 import importlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image
 
 from dealwithit import data
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def pasted_faces():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
         yield importlib.import_module("pasted_faces")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def test_photos_come_from_train_faces_only(pasted_faces, tiny_celeba, tmp_path):
     files = data.read_attributes(tiny_celeba).files
     split = dict(zip(files, data.read_partition(tiny_celeba, files)))
     sources = pasted_faces.write_photos(tiny_celeba, tmp_path / "photos", n=100)
-    train = [name for name, code in split.items() if code == 0]
+    train = [name for name, code in split.items() if code == data.SPLITS["train"]]
     assert sorted(sources.values()) == sorted(train)  # n above the train count: all of them
     for photo in sources:
         with Image.open(tmp_path / "photos" / photo) as image:

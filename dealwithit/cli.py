@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="VAE learning rate falls to 0 along a half cosine over the run (default: config's)",
     )
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip a random half of the VAE's training faces left to right (default: config's)",
+    )
     p.add_argument("--learning-rate", type=float, default=None, help="VAE Adam learning rate")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
@@ -407,6 +413,7 @@ def train_config(args, image_size: int):
         "discriminative_weights": args.discriminative_weights,
         "logit_weight": args.logit_weight,
         "cosine_decay": args.cosine_decay,
+        "mirror": args.mirror,
         "learning_rate": args.learning_rate,
     }
     if args.no_discriminative:

@@ -140,6 +140,7 @@ class VAEConfig(_JsonConfig):
     batch_size: int = 64
     learning_rate: float = 1e-3
     cosine_decay: bool = False  # learning rate falls to 0 along a half cosine over the run
+    mirror: bool = False  # flip a random half of the training faces left to right
     seed: int = 0
     precision: str = (
         "float32"  # "bfloat16" (CPU) or "float16" (GPU): 16-bit compute, float32 weights

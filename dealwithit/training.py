@@ -271,14 +271,18 @@ def _steps(cache_path, split: str, batch_size: int, limit: int | None) -> int:
     return math.ceil(n / batch_size)
 
 
-def _mixed_fit_data(caches, batch_size: int, strategy, seed: int, limit: int | None):
+def _mixed_fit_data(
+    caches, batch_size: int, strategy, seed: int, limit: int | None, mirror: bool = False
+):
     """``(dataset, steps)`` over the train splits of several caches, for ``fit``.
 
     Each step's batch comes from one cache, drawn at random (seeded) in proportion
     to the caches' sizes, so one epoch sees about every face of every set once.
     """
     if len(caches) == 1:
-        return _fit_data(caches[0], "train", batch_size, strategy, seed=seed, limit=limit)
+        return _fit_data(
+            caches[0], "train", batch_size, strategy, seed=seed, limit=limit, mirror=mirror
+        )
     if is_multi_worker(strategy):
         raise TrainingError(
             f"Expected one data set on several machines. Received {len(caches)}: mixing sets "
@@ -287,7 +291,7 @@ def _mixed_fit_data(caches, batch_size: int, strategy, seed: int, limit: int | N
     import tensorflow as tf
 
     parts = [
-        data.make_dataset(cache, "train", batch_size, seed=seed + i, limit=limit)
+        data.make_dataset(cache, "train", batch_size, seed=seed + i, limit=limit, mirror=mirror)
         for i, cache in enumerate(caches)
     ]
     sizes = np.array([len(part) for part in parts], dtype=np.float64)
@@ -618,7 +622,7 @@ def train_vae(
             )
             valid = {"validation_data": dataset, "validation_steps": steps}
         train, steps_per_epoch = _mixed_fit_data(
-            caches, config.batch_size, strategy, config.seed, limit
+            caches, config.batch_size, strategy, config.seed, limit, config.mirror
         )
         with strategy.scope() if strategy is not None else nullcontext():
             vae = model.build_vae(config, classifier)

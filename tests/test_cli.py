@@ -58,6 +58,12 @@ def test_train_reads_discriminative_weights_and_logit_weight():
     assert args.logit_weight == 100.0
 
 
+def test_train_mirror_reaches_the_vae_config():
+    parse = cli.build_parser().parse_args
+    assert cli.train_config(parse(["train", "--mirror"]), 64).mirror is True
+    assert cli.train_config(parse(["train"]), 64).mirror is False
+
+
 @pytest.mark.parametrize(
     "cpu, flag, expected",
     [

@@ -427,6 +427,21 @@ def test_each_epoch_covers_the_split_once_and_reshuffles(chunked_cache):
     assert epoch_rows(in_order, lookup) == train_rows
 
 
+def test_mirror_flips_about_half_the_faces_and_keeps_the_order(chunked_cache):
+    path, lookup = chunked_cache
+    plain = [b.numpy() for b in make_dataset(path, "all", batch_size=5, seed=3)]
+    mirrored = [b.numpy() for b in make_dataset(path, "all", batch_size=5, seed=3, mirror=True)]
+    plain, mirrored = np.concatenate(plain), np.concatenate(mirrored)
+    same = np.all(plain == mirrored, axis=(1, 2, 3))
+    flipped = np.all(plain[:, :, ::-1] == mirrored, axis=(1, 2, 3)) & ~same
+    assert (same | flipped).all()  # the same faces in the same order, some mirrored
+    assert 4 <= flipped.sum() <= 20  # of 24, about half
+    again = np.concatenate(
+        [b.numpy() for b in make_dataset(path, "all", batch_size=5, seed=3, mirror=True)]
+    )
+    np.testing.assert_array_equal(again, mirrored)  # seeded
+
+
 def test_dataset_limit_and_empty_split(chunked_cache):
     path, lookup = chunked_cache
     assert sorted(epoch_rows(make_dataset(path, "valid", batch_size=3, limit=2), lookup)) == [4, 10]

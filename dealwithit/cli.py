@@ -54,6 +54,23 @@ def _weights_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def _named_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """argparse type: comma-separated ``Name=weight`` pairs, e.g. ``Eyeglasses=1000``."""
+    pairs = []
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if not sep or not name or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"expected Name=weight pairs such as Eyeglasses=1000,Sunglasses=1000, got {text!r}"
+            )
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
 def _add_data(parser, required=False, several=False):
     text = (
         "CelebA-layout folder, or a folder of plain photos whose faces are cut into one "
@@ -201,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="VAE learning rate falls to 0 along a half cosine over the run (default: config's)",
+    )
+    p.add_argument(
+        "--logit-weights",
+        type=_named_weights,
+        default=None,
+        help="per-attribute logit weights replacing --logit-weight for those, "
+        "e.g. Eyeglasses=1000,Sunglasses=1000",
     )
     p.add_argument(
         "--mirror",
@@ -412,6 +436,7 @@ def train_config(args, image_size: int):
         "transfer_stages": args.transfer_stages,
         "discriminative_weights": args.discriminative_weights,
         "logit_weight": args.logit_weight,
+        "logit_weights": args.logit_weights,
         "cosine_decay": args.cosine_decay,
         "mirror": args.mirror,
         "learning_rate": args.learning_rate,

@@ -121,7 +121,7 @@ def discriminative_loss(features, reconstructed_features, scales, weights):
         features: List of tensors ``f_l(x)``, each ``(batch, h_l, w_l, c_l)``.
         reconstructed_features: List of ``f_l(x_hat)`` of the same shapes.
         scales: List of per-channel deviations, each ``(c_l,)``, positive.
-        weights: List of floats, one per layer.
+        weights: One per layer: a float, or a ``(c_l,)`` vector weighting each channel.
 
     Returns:
         Tensor of shape ``(batch,)``.
@@ -138,7 +138,8 @@ def discriminative_loss(features, reconstructed_features, scales, weights):
     total = 0.0
     for f, f_hat, scale, weight in zip(features, reconstructed_features, scales, weights):
         distance = 0.5 * ops.square((f - f_hat) / scale)
-        total = total + weight * ops.sum(ops.reshape(distance, (ops.shape(f)[0], -1)), axis=-1)
+        weighted = weight * distance  # a vector weight broadcasts over the channel axis
+        total = total + ops.sum(ops.reshape(weighted, (ops.shape(f)[0], -1)), axis=-1)
     return total
 
 

@@ -402,6 +402,16 @@ class VAE(keras.Model):
                         name=f"feature_scale_{i}",
                     )
                 )
+        # Per-logit weights when config.logit_weights names some (set by set_logit_weights);
+        # only then, so models saved without them keep their variables.
+        self.logit_unit_weights = None
+        if self.feature_extractor is not None and config.logit_weights:
+            self.logit_unit_weights = self.add_weight(
+                shape=(self.feature_extractor.outputs[-1].shape[-1],),
+                initializer=keras.initializers.Constant(config.logit_weight),
+                trainable=False,
+                name="logit_unit_weights",
+            )
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         # One more tracker per latent layer for the ladder (kl_loss_1 is the bottom).
@@ -478,7 +488,35 @@ class VAE(keras.Model):
     def _feature_weights(self):
         """One weight per extractor output: the stages', then the logits' when they are compared."""
         weights = list(self.config.discriminative_weights)
-        return weights + [self.config.logit_weight] if self.config.logit_weight else weights
+        if not self.config.logit_weight:
+            return weights
+        if self.logit_unit_weights is not None:
+            return weights + [ops.convert_to_tensor(self.logit_unit_weights)]
+        return weights + [self.config.logit_weight]
+
+    def set_logit_weights(self, attribute_names) -> None:
+        """Fills the per-logit weights from ``config.logit_weights``, given the logits' names.
+
+        Raises:
+            ValueError: A named attribute is not among the classifier's logits, or the
+                names do not match them in number.
+        """
+        if self.logit_unit_weights is None:
+            return
+        names = list(attribute_names)
+        if len(names) != self.logit_unit_weights.shape[0]:
+            raise ValueError(
+                f"Expected one name per classifier logit ({self.logit_unit_weights.shape[0]}). "
+                f"Received {len(names)}. Retrain the classifier on this cache."
+            )
+        unknown = [name for name, _ in self.config.logit_weights if name not in names]
+        if unknown:
+            raise ValueError(
+                f"Expected logit_weights to name the classifier's attributes. Unknown: {unknown}"
+            )
+        override = dict(self.config.logit_weights)
+        values = [override.get(name, self.config.logit_weight) for name in names]
+        self.logit_unit_weights.assign(np.asarray(values, dtype="float32"))
 
     def calibrate_feature_scales(self, images):
         """Sets each channel's scale to its spread over ``images`` (``(n, S, S, 3)`` in [0, 1]).

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from dealwithit import cli, faces, model
+from dealwithit.config import VAEConfig
 
 COMMANDS = ("synth", "prepare", "train", "vector", "evaluate", "apply", "demo", "notebooks")
 
@@ -56,6 +57,18 @@ def test_train_reads_discriminative_weights_and_logit_weight():
     )
     assert args.discriminative_weights == (1.0, 0.5, 1.0, 2.0)
     assert args.logit_weight == 100.0
+
+
+def test_train_reads_named_logit_weights():
+    args = cli.build_parser().parse_args(
+        ["train", "--logit-weights", "Eyeglasses=1000,Sunglasses=5"]
+    )
+    config = cli.train_config(args, 64)
+    assert config.logit_weights == (("Eyeglasses", 1000.0), ("Sunglasses", 5.0))
+    saved = json.loads(json.dumps(config.to_dict()))
+    assert VAEConfig.from_dict(saved) == config  # JSON's lists come back as pairs
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--logit-weights", "Eyeglasses"])
 
 
 def test_train_mirror_reaches_the_vae_config():

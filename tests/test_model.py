@@ -87,6 +87,41 @@ def test_logit_weight_survives_save_and_load(tmp_path, classifier, images):
     )
 
 
+def test_named_logit_weights_replace_the_shared_weight_for_those_logits(
+    tmp_path, classifier, images
+):
+    """logit_weights=((name, w),) weights that one logit w, the rest logit_weight; kept on save."""
+    names = [f"attribute_{i}" for i in range(40)]
+    shared = _vae(classifier, logit_weight=3.0)
+    named = _vae(classifier, logit_weight=3.0, logit_weights=(("attribute_5", 30.0),))
+    named.set_logit_weights(names)
+    for vae in (shared, named):
+        vae.calibrate_feature_scales(images)
+    other = images[::-1]
+    logits = ops.convert_to_numpy(classifier(images, training=False))
+    logits_other = ops.convert_to_numpy(classifier(other, training=False))
+    scale = np.maximum(logits.std(axis=0), 1e-3)
+    one_logit = 0.5 * ((logits[:, 5] - logits_other[:, 5]) / scale[5]) ** 2
+    added = ops.convert_to_numpy(named.discriminative_term(images, other)) - (
+        ops.convert_to_numpy(shared.discriminative_term(images, other))
+    )
+    np.testing.assert_allclose(added, (30.0 - 3.0) * one_logit, rtol=1e-3, atol=1e-4)
+    model.save_vae(named, tmp_path)
+    loaded = model.load_vae(tmp_path)
+    assert loaded.config.logit_weights == (("attribute_5", 30.0),)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loaded.discriminative_term(images, other)),
+        ops.convert_to_numpy(named.discriminative_term(images, other)),
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="Unknown"):
+        _vae(classifier, logit_weights=(("Nope", 1.0),)).set_logit_weights(names)
+    with pytest.raises(ValueError, match="one name per classifier logit"):
+        named.set_logit_weights(names[:3])
+    with pytest.raises(ValueError, match="logit_weight > 0"):
+        VAEConfig(logit_weight=0.0, logit_weights=(("Eyeglasses", 10.0),))
+
+
 def test_discriminative_off_contributes_nothing(images):
     vae = _vae(None)
     np.testing.assert_array_equal(

@@ -26,8 +26,9 @@ for seed in "$@"; do
     train=(--seed "$seed")
   else
     data=${CELEBA:-../shared/data/celeba}; weights=weights/${name}_seed$seed; base=weights/pretrained
-    # The shipped judge; the DR classifier of the first seed run, shared by the others.
-    train=(--seed "$seed" --epochs "${REAL_EPOCHS:-6}" --classifier-epochs 5 --judge-epochs 6)
+    # The shipped judge (30 epochs; 6 before this round: JUDGE_EPOCHS=6); the DR classifier
+    # of the first seed run, shared by the others.
+    train=(--seed "$seed" --epochs "${REAL_EPOCHS:-6}" --classifier-epochs 5 --judge-epochs "${JUDGE_EPOCHS:-30}")
   fi
   mkdir -p "$weights"
   [ -d "$weights/judge" ] || cp -r "$base/judge" "$weights/"

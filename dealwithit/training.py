@@ -615,6 +615,7 @@ def train_vae(
         with data.CelebACache(cache_path) as cache:
             has_valid = len(cache.indices("valid")) > 0
             calibration = cache.images("train", limit=512)
+            attribute_names = cache.attribute_names  # the DR classifier's logits, in order
         valid = {}
         if validation and has_valid:
             dataset, steps = _fit_data(
@@ -626,9 +627,7 @@ def train_vae(
         )
         with strategy.scope() if strategy is not None else nullcontext():
             vae = model.build_vae(config, classifier)
-            if config.logit_weights:
-                with data.CelebACache(cache_path) as cache:
-                    vae.set_logit_weights(cache.attribute_names)
+            vae.set_logit_weights(attribute_names)
             vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
             vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)))
         if is_multi_worker(strategy):

@@ -53,6 +53,14 @@ def test_discriminative_term_zero_for_perfect_reconstruction(classifier, images)
     assert np.all(ops.convert_to_numpy(vae.discriminative_term(images, blurred)) > 0)
 
 
+def _logit_terms(classifier, images, other):
+    """Per logit, 0.5 * ((l(x) - l(x')) / sd)^2, with sd each logit's spread over ``images``: (n, 40)."""
+    logits = ops.convert_to_numpy(classifier(images, training=False))
+    logits_other = ops.convert_to_numpy(classifier(other, training=False))
+    scale = np.maximum(logits.std(axis=0), 1e-3)
+    return 0.5 * ((logits - logits_other) / scale) ** 2
+
+
 def test_logit_term_adds_the_weighted_logit_distance(classifier, images):
     """``logit_weight`` adds exactly w * 0.5 * sum(((l(x) - l(x')) / sd)^2) over the logits."""
     stages_only = _vae(classifier, logit_weight=0.0)
@@ -61,10 +69,7 @@ def test_logit_term_adds_the_weighted_logit_distance(classifier, images):
     for vae in (stages_only, with_logits):
         vae.calibrate_feature_scales(images)
     other = images[::-1]
-    logits = ops.convert_to_numpy(classifier(images, training=False))
-    logits_other = ops.convert_to_numpy(classifier(other, training=False))
-    scale = np.maximum(logits.std(axis=0), 1e-3)
-    expected = 3.0 * 0.5 * np.sum(((logits - logits_other) / scale) ** 2, axis=1)
+    expected = 3.0 * _logit_terms(classifier, images, other).sum(axis=1)
     added = ops.convert_to_numpy(with_logits.discriminative_term(images, other)) - (
         ops.convert_to_numpy(stages_only.discriminative_term(images, other))
     )
@@ -98,10 +103,7 @@ def test_named_logit_weights_replace_the_shared_weight_for_those_logits(
     for vae in (shared, named):
         vae.calibrate_feature_scales(images)
     other = images[::-1]
-    logits = ops.convert_to_numpy(classifier(images, training=False))
-    logits_other = ops.convert_to_numpy(classifier(other, training=False))
-    scale = np.maximum(logits.std(axis=0), 1e-3)
-    one_logit = 0.5 * ((logits[:, 5] - logits_other[:, 5]) / scale[5]) ** 2
+    one_logit = _logit_terms(classifier, images, other)[:, 5]
     added = ops.convert_to_numpy(named.discriminative_term(images, other)) - (
         ops.convert_to_numpy(shared.discriminative_term(images, other))
     )

@@ -402,7 +402,7 @@ class VAE(keras.Model):
                         name=f"feature_scale_{i}",
                     )
                 )
-        # Per-logit weights when config.logit_weights names some (set by set_logit_weights);
+        # Per-logit weights when config.logit_weights names some (filled in by build_vae);
         # only then, so models saved without them keep their variables.
         self.logit_unit_weights = None
         if self.feature_extractor is not None and config.logit_weights:
@@ -494,7 +494,7 @@ class VAE(keras.Model):
             return weights + [ops.convert_to_tensor(self.logit_unit_weights)]
         return weights + [self.config.logit_weight]
 
-    def set_logit_weights(self, attribute_names) -> None:
+    def _set_logit_weights(self, attribute_names) -> None:
         """Fills the per-logit weights from ``config.logit_weights``, given the logits' names.
 
         Raises:
@@ -758,13 +758,18 @@ def copy_classifier_stages(vae: VAE, classifier: keras.Model, stages: int) -> li
     return names
 
 
-def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
+def build_vae(
+    config: VAEConfig, classifier: keras.Model | None = None, attribute_names=None
+) -> VAE:
     """Builds a fresh VAE; ``classifier`` is required when ``config.discriminative``.
 
     Args:
         config: The VAE's hyperparameters.
         classifier: A trained attribute classifier; its first
             ``len(config.discriminative_weights)`` stages are frozen and compared.
+        attribute_names: The classifier's logits' names, in order; required when
+            ``config.logit_weights`` names some, so a per-logit weight cannot land
+            on the wrong logit or be skipped.
 
     Returns:
         An uncompiled ``VAE``.
@@ -809,6 +814,13 @@ def build_vae(config: VAEConfig, classifier: keras.Model | None = None) -> VAE:
                 f"(transfer_stages={config.transfer_stages}). Received: classifier=None."
             )
         copy_classifier_stages(vae, classifier, config.transfer_stages)
+    if vae.logit_unit_weights is not None:
+        if attribute_names is None:
+            raise ValueError(
+                "Expected attribute_names (the classifier's logits, in order) with "
+                f"logit_weights={config.logit_weights}. Received: attribute_names=None."
+            )
+        vae._set_logit_weights(attribute_names)
     return vae
 
 

@@ -626,8 +626,7 @@ def train_vae(
             caches, config.batch_size, strategy, config.seed, limit, config.mirror
         )
         with strategy.scope() if strategy is not None else nullcontext():
-            vae = model.build_vae(config, classifier)
-            vae.set_logit_weights(attribute_names)
+            vae = model.build_vae(config, classifier, attribute_names)
             vae.calibrate_feature_scales(calibration.astype("float32") / 255.0)
             vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)))
         if is_multi_worker(strategy):

@@ -11,9 +11,9 @@ from dealwithit.config import VAEConfig
 SMALL = dict(image_size=16, latent_dim=6, filters=(8, 16), discriminative_weights=(1.0, 0.5))
 
 
-def _vae(classifier=None, **changes):
+def _vae(classifier=None, attribute_names=None, **changes):
     config = VAEConfig(**{**SMALL, "discriminative": classifier is not None, **changes})
-    return model.build_vae(config, classifier)
+    return model.build_vae(config, classifier, attribute_names)
 
 
 def test_shapes(classifier, images):
@@ -98,8 +98,7 @@ def test_named_logit_weights_replace_the_shared_weight_for_those_logits(
     """logit_weights=((name, w),) weights that one logit w, the rest logit_weight; kept on save."""
     names = [f"attribute_{i}" for i in range(40)]
     shared = _vae(classifier, logit_weight=3.0)
-    named = _vae(classifier, logit_weight=3.0, logit_weights=(("attribute_5", 30.0),))
-    named.set_logit_weights(names)
+    named = _vae(classifier, names, logit_weight=3.0, logit_weights=(("attribute_5", 30.0),))
     for vae in (shared, named):
         vae.calibrate_feature_scales(images)
     other = images[::-1]
@@ -117,9 +116,11 @@ def test_named_logit_weights_replace_the_shared_weight_for_those_logits(
         rtol=1e-5,
     )
     with pytest.raises(ValueError, match="Unknown"):
-        _vae(classifier, logit_weights=(("Nope", 1.0),)).set_logit_weights(names)
+        _vae(classifier, names, logit_weights=(("Nope", 1.0),))
     with pytest.raises(ValueError, match="one name per classifier logit"):
-        named.set_logit_weights(names[:3])
+        _vae(classifier, names[:3], logit_weights=(("attribute_5", 30.0),))
+    with pytest.raises(ValueError, match="Expected attribute_names"):
+        _vae(classifier, logit_weights=(("attribute_5", 30.0),))
     with pytest.raises(ValueError, match="logit_weight > 0"):
         VAEConfig(logit_weight=0.0, logit_weights=(("Eyeglasses", 10.0),))
 

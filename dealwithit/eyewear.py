@@ -35,6 +35,10 @@ SUNGLASSES_RATIO = 0.5
 # real sunglasses faces (their median is 0.30; the clear-glasses faces' 10th percentile is 0.54).
 DARK_LENS_RATIO = 0.45
 
+# Photo lenses keep this share of the distance between the eyes free over the nose, for the
+# bridge: real frames leave about a quarter (an 18 mm bridge at 63 mm between the pupils).
+BRIDGE_GAP = 0.2
+
 # ITU-R BT.601 luma, as PIL's "L" mode.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -158,15 +162,42 @@ def lens_mask(plain: Any, edited: Any, band_margin: float = 0.25) -> np.ndarray:
     return np.maximum(mask, filled).astype(np.float32)
 
 
+def _rounded(polygon: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Chaikin's corner cutting of a closed ``(k, 2)`` polygon: a convex hull without corners.
+
+    The hull of an upsampled 64-pixel mask is a polygon of a few long straight edges,
+    which reads as drawn-on; lenses are round. Each pass replaces every edge by the
+    points at its quarter and three quarters, so the shape stays inside the hull.
+    """
+    points = np.asarray(polygon, dtype=np.float64)
+    for _ in range(iterations):
+        following = np.roll(points, -1, axis=0)
+        points = np.stack([0.75 * points + 0.25 * following, 0.25 * points + 0.75 * following], 1)
+        points = points.reshape(-1, 2)
+    return points
+
+
+def _fill(polygon: np.ndarray, size: int, supersample: int = 4) -> np.ndarray:
+    """uint8 ``(size, size)`` coverage of a polygon, antialiased by supersampling.
+
+    (OpenCV's own antialiased fill leaves stray pixels along many-vertex outlines.)
+    """
+    big = np.zeros((size * supersample, size * supersample), np.uint8)
+    points = np.round((polygon + 0.5) * supersample - 0.5).astype(np.int32)
+    cv2.fillPoly(big, [points], 255)
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Turns the decoder's blurry dark lenses into a pair of sunglasses to lay on a photo.
 
     A 64-pixel decode draws lenses as a soft dark band; upsampled onto a photo it
     looks like a smudge. Each half of the lens mask (left and right of the face's
-    midline) becomes its convex hull, joined by a thin bridge; the colour is the
-    decode's own lens colour (the median of its darkest fifth inside the lens, so
-    blur with skin does not lighten it), shaded as lenses are: a thin darker rim,
-    darker at the top, a soft highlight. Nothing is drawn where the decoder drew
+    midline, leaving ``BRIDGE_GAP`` of the eye distance free over the nose) becomes
+    its convex hull with rounded corners (``_rounded``), joined by a thin bridge; the
+    colour is the decode's own lens colour (the median of its darkest fifth inside the
+    lens, so blur with skin does not lighten it), shaded as lenses are: a thin darker
+    rim, darker at the top, a soft highlight. Nothing is drawn where the decoder drew
     no lens.
 
     Args:
@@ -178,31 +209,35 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
     """
     size = lens.shape[0]
     left, top, right, _ = CROP_BOX
-    centre = (LANDMARK_TEMPLATE["left_eye"][0] + LANDMARK_TEMPLATE["right_eye"][0]) / 2
-    mid = int(round((centre - left + 0.5) * size / (right - left) - 0.5))
+    scale = size / (right - left)
+    eyes = LANDMARK_TEMPLATE["left_eye"][0], LANDMARK_TEMPLATE["right_eye"][0]
+    mid = int(round(((eyes[0] + eyes[1]) / 2 - left + 0.5) * scale - 0.5))
+    half_gap = int(round(BRIDGE_GAP * abs(eyes[1] - eyes[0]) * scale / 2))
     binary = (lens > 0.5).astype(np.uint8)
     alpha = np.zeros((size, size), np.uint8)
     colour = edited.copy()
     luma = edited @ _LUMA
-    hulls = []
-    for side in (slice(0, mid), slice(mid, size)):
+    lenses = []
+    for side in (slice(0, max(mid - half_gap, 0)), slice(mid + half_gap, size)):
         half = np.zeros_like(binary)
         half[:, side] = binary[:, side]
         contours, _ = cv2.findContours(half, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
             continue
-        hull = cv2.convexHull(max(contours, key=cv2.contourArea))
-        one = np.zeros_like(alpha)
-        cv2.fillPoly(one, [hull], 255, lineType=cv2.LINE_AA)
+        hull = cv2.convexHull(max(contours, key=cv2.contourArea))[:, 0, :]
+        one = _fill(_rounded(hull), size)
         inside = one > 127
+        if not inside.any():
+            continue
         dark = luma[inside] <= np.percentile(luma[inside], 20)
         tint = np.median(edited[inside][dark], axis=0)
-        top, bottom = hull[:, 0, 1].min(), hull[:, 0, 1].max()
+        rows_in = np.flatnonzero(inside.any(axis=1))
+        top, bottom = rows_in[0], rows_in[-1]
         rows = np.clip((np.arange(size) - top) / max(bottom - top, 1), 0, 1)[:, None, None]
         shade = tint * (0.75 + 0.4 * rows)  # gradient lenses: darker at the top
         rim = cv2.erode(one, np.ones((3, 3), np.uint8), iterations=max(1, size // 90))
         shade = np.where((rim < 128)[..., None], tint * 0.45, shade)  # the frame
-        x, y, w, h = cv2.boundingRect(hull)
+        x, y, w, h = cv2.boundingRect(inside.astype(np.uint8))
         glint = np.zeros((size, size), np.float32)
         cv2.ellipse(
             glint, (x + w // 3, y + h // 3), (max(w // 6, 1), max(h // 8, 1)), -20, 0, 360, 1.0, -1
@@ -211,14 +246,15 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         shade = shade * (1 - 0.25 * glint) + 0.25 * glint
         colour = np.where((one > 0)[..., None], shade, colour)
         alpha = np.maximum(alpha, one)
-        hulls.append(hull[:, 0, :])
-    if len(hulls) == 2:
-        left, right = sorted(hulls, key=lambda h: h[:, 0].mean())
-        top = min(left[:, 1].min(), right[:, 1].min())
-        bottom = min(left[:, 1].max(), right[:, 1].max())
-        y = int(round(top + 0.4 * (bottom - top)))  # bridges sit above the lenses' middle
-        start = (int(left[:, 0].max()), y)
-        end = (int(right[:, 0].min()), y)
+        lenses.append((inside, top, bottom))
+    if len(lenses) == 2:
+        (first, top0, bottom0), (second, top1, bottom1) = lenses
+        y = int(round(min(top0, top1) + 0.4 * (min(bottom0, bottom1) - min(top0, top1))))
+        # From the left lens's inner edge to the right lens's, on the bridge's row (the
+        # lenses are round, so their widest columns are not on it).
+        row0, row1 = np.flatnonzero(first[y]), np.flatnonzero(second[y])
+        start = (int(row0.max() if row0.size else np.flatnonzero(first.any(0)).max()), y)
+        end = (int(row1.min() if row1.size else np.flatnonzero(second.any(0)).min()), y)
         if end[0] - start[0] < 3:  # the lenses (nearly) touch: no bridge to draw
             return np.clip(colour, 0, 1).astype(np.float32), alpha.astype(np.float32) / 255.0
         bridge = np.zeros_like(alpha)

@@ -650,9 +650,13 @@ def edit_layers(
         lens = cv2.resize(small, (hires, hires), interpolation=cv2.INTER_LINEAR)
         # Lenses have edges: sharpen the upsampled mask to a ~1/64-crop-wide transition.
         lens = smoothstep(0.35, 0.65, lens) * face_mask(hires)
+    if lens.any():
+        colour = np.clip(cv2.resize(edited, (hires, hires), interpolation=cv2.INTER_CUBIC), 0, 1)
+        colour, drawn = eyewear.sunglasses_layer(colour, lens)
         # The blurred decode darkens a halo around the lenses too; pasting it as a residual
-        # draws a grey ring, so the residual stays off a band around them.
-        halo = cv2.GaussianBlur(lens, (0, 0), 0.04 * hires)
+        # draws a grey ring, and where the drawn lenses are rounder than the decoder's a
+        # ragged dark fringe: the residual stays off a band around both.
+        halo = cv2.GaussianBlur(np.maximum(lens, drawn), (0, 0), 0.04 * hires)
         mask = mask * (1.0 - np.clip(2.0 * halo, 0.0, 1.0))
     out = photo.copy()
     box = _square_footprint(aligned.inverse_hires, hires, photo.shape)
@@ -663,10 +667,8 @@ def edit_layers(
         out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
     if not lens.any():
         return out, None
-    colour = np.clip(cv2.resize(edited, (hires, hires), interpolation=cv2.INTER_CUBIC), 0, 1)
-    colour, lens = eyewear.sunglasses_layer(colour, lens)
     rgb = _to_photo(aligned, (colour * 255.0).astype(np.float32), photo.shape, box)
-    alpha = np.clip(_to_photo(aligned, lens.astype(np.float32), photo.shape, box), 0.0, 1.0)
+    alpha = np.clip(_to_photo(aligned, drawn.astype(np.float32), photo.shape, box), 0.0, 1.0)
     return out, LensLayer(box, rgb, alpha)
 
 

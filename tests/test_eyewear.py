@@ -115,3 +115,62 @@ def test_extra_columns_reach_cache_dataset_and_classifier(tmp_path):
 
 def test_old_classifier_configs_mean_celeba_40():
     assert model.attribute_names(AttributeClassifierConfig()) == tuple(CELEBA_ATTRIBUTES)
+
+
+def _lens_band(size: int) -> np.ndarray:
+    """A blotchy 64-pixel dark band across both eyes, upsampled to ``size``: what a decode gives."""
+    import cv2
+
+    small = np.zeros((64, 64), np.uint8)
+    left, top, right, _ = CROP_BOX
+    scale = 64 / (right - left)
+    y = (111 - top) * scale
+    rng = np.random.default_rng(3)
+    for x in np.linspace((57 - left) * scale, (120 - left) * scale, 9):
+        centre = (int(x + rng.integers(-1, 2)), int(y + rng.integers(-2, 3)))
+        cv2.ellipse(
+            small, centre, (int(rng.integers(3, 6)), int(rng.integers(3, 6))), 0, 0, 360, 1, -1
+        )
+    return cv2.resize(small.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def test_photo_lenses_are_two_round_convex_lenses_with_a_bridge_gap():
+    """A joined dark band becomes two lenses apart over the nose, each convex, no stray pixels."""
+    import cv2
+
+    size = 296
+    lens = _lens_band(size)
+    edited = np.full((size, size, 3), 0.7, np.float32)
+    edited[lens > 0.5] = 0.1
+    colour, alpha = eyewear.sunglasses_layer(edited, lens)
+    assert colour.shape == (size, size, 3) and alpha.shape == (size, size)
+    left, _, right, _ = CROP_BOX
+    scale = size / (right - left)
+    mid = int(round(((69 + 108) / 2 - left) * scale))
+    half_gap = eyewear.BRIDGE_GAP * 39 * scale / 2
+    # Over the nose only the thin bridge: a column or two of opacity, not a lens.
+    nose = alpha[:, int(mid - half_gap) + 1 : int(mid + half_gap)]
+    assert nose.sum(axis=0).max() <= size / 40
+    assert (nose > 0.5).any()  # the bridge is there
+    # Each side: one lens, convex (its area is its hull's), and no pixel outside that hull.
+    for side in (slice(0, mid), slice(mid, size)):
+        solid = np.zeros((size, size), np.uint8)
+        solid[:, side] = alpha[:, side] > 0.5
+        solid[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 0  # the bridge
+        count, _ = cv2.connectedComponents(solid)
+        assert count == 2  # background and one lens
+        contour = max(cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0], key=len)
+        hull = cv2.convexHull(contour)
+        assert cv2.contourArea(contour) > 0.97 * cv2.contourArea(hull)
+        outside = np.zeros_like(solid)
+        cv2.fillPoly(outside, [hull], 1)
+        cv2.polylines(outside, [hull], True, 1, thickness=3)
+        outside[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 1  # the bridge
+        assert not ((alpha[:, side] > 0.02) & (outside[:, side] == 0)).any()
+        # Rounded: inside the hull of the decoder's lens on that side, and nearly as large.
+        drawn = np.zeros((size, size), np.uint8)
+        drawn[:, side] = lens[:, side] > 0.5
+        drawn[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 0
+        points = cv2.findNonZero(drawn)
+        decoder_hull = cv2.contourArea(cv2.convexHull(points))
+        assert 0.8 * decoder_hull < cv2.contourArea(hull) < decoder_hull

@@ -654,8 +654,8 @@ def edit_layers(
         colour = np.clip(cv2.resize(edited, (hires, hires), interpolation=cv2.INTER_CUBIC), 0, 1)
         colour, drawn = eyewear.sunglasses_layer(colour, lens)
         # The blurred decode darkens a halo around the lenses too; pasting it as a residual
-        # draws a grey ring, and where the drawn lenses are rounder than the decoder's a
-        # ragged dark fringe: the residual stays off a band around both.
+        # draws a grey ring, so the residual stays off a band around the decoder's lenses
+        # and the drawn ones (the two differ where the drawing rounds or parts them).
         halo = cv2.GaussianBlur(np.maximum(lens, drawn), (0, 0), 0.04 * hires)
         mask = mask * (1.0 - np.clip(2.0 * halo, 0.0, 1.0))
     out = photo.copy()

@@ -9,6 +9,7 @@ from conftest import write_celeba
 from dealwithit import data, eyewear, model, synthetic, training
 from dealwithit.config import AttributeClassifierConfig
 from dealwithit.data import CELEBA_ATTRIBUTES, CROP_BOX, CelebACache, prepare_cache
+from dealwithit.frame import LANDMARK_TEMPLATE
 
 
 def _rendered(eyewear_kind: str, count: int = 12, seed: int = 5) -> np.ndarray:
@@ -146,17 +147,19 @@ def test_photo_lenses_are_two_round_convex_lenses_with_a_bridge_gap():
     assert colour.shape == (size, size, 3) and alpha.shape == (size, size)
     left, _, right, _ = CROP_BOX
     scale = size / (right - left)
-    mid = int(round(((69 + 108) / 2 - left) * scale))
-    half_gap = eyewear.BRIDGE_GAP * 39 * scale / 2
+    eyes = LANDMARK_TEMPLATE["left_eye"][0], LANDMARK_TEMPLATE["right_eye"][0]
+    mid = int(round(((eyes[0] + eyes[1]) / 2 - left) * scale))
+    half_gap = eyewear.BRIDGE_GAP * (eyes[1] - eyes[0]) * scale / 2
     # Over the nose only the thin bridge: a column or two of opacity, not a lens.
     nose = alpha[:, int(mid - half_gap) + 1 : int(mid + half_gap)]
     assert nose.sum(axis=0).max() <= size / 40
     assert (nose > 0.5).any()  # the bridge is there
+    bridge = slice(int(mid - half_gap), int(mid + half_gap) + 1)
     # Each side: one lens, convex (its area is its hull's), and no pixel outside that hull.
     for side in (slice(0, mid), slice(mid, size)):
         solid = np.zeros((size, size), np.uint8)
         solid[:, side] = alpha[:, side] > 0.5
-        solid[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 0  # the bridge
+        solid[:, bridge] = 0
         count, _ = cv2.connectedComponents(solid)
         assert count == 2  # background and one lens
         contour = max(cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0], key=len)
@@ -165,12 +168,12 @@ def test_photo_lenses_are_two_round_convex_lenses_with_a_bridge_gap():
         outside = np.zeros_like(solid)
         cv2.fillPoly(outside, [hull], 1)
         cv2.polylines(outside, [hull], True, 1, thickness=3)
-        outside[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 1  # the bridge
+        outside[:, bridge] = 1
         assert not ((alpha[:, side] > 0.02) & (outside[:, side] == 0)).any()
         # Rounded: inside the hull of the decoder's lens on that side, and nearly as large.
         drawn = np.zeros((size, size), np.uint8)
         drawn[:, side] = lens[:, side] > 0.5
-        drawn[:, int(mid - half_gap) : int(mid + half_gap) + 1] = 0
+        drawn[:, bridge] = 0
         points = cv2.findNonZero(drawn)
         decoder_hull = cv2.contourArea(cv2.convexHull(points))
         assert 0.8 * decoder_hull < cv2.contourArea(hull) < decoder_hull

@@ -208,7 +208,7 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         ``(colour (h, h, 3) in [0, 1], alpha (h, h) in [0, 1])``.
     """
     size = lens.shape[0]
-    left, top, right, _ = CROP_BOX
+    left, _, right, _ = CROP_BOX
     scale = size / (right - left)
     eyes = LANDMARK_TEMPLATE["left_eye"][0], LANDMARK_TEMPLATE["right_eye"][0]
     mid = int(round(((eyes[0] + eyes[1]) / 2 - left + 0.5) * scale - 0.5))
@@ -232,8 +232,9 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         dark = luma[inside] <= np.percentile(luma[inside], 20)
         tint = np.median(edited[inside][dark], axis=0)
         rows_in = np.flatnonzero(inside.any(axis=1))
-        top, bottom = rows_in[0], rows_in[-1]
-        rows = np.clip((np.arange(size) - top) / max(bottom - top, 1), 0, 1)[:, None, None]
+        lens_top, lens_bottom = rows_in[0], rows_in[-1]
+        height = max(lens_bottom - lens_top, 1)
+        rows = np.clip((np.arange(size) - lens_top) / height, 0, 1)[:, None, None]
         shade = tint * (0.75 + 0.4 * rows)  # gradient lenses: darker at the top
         rim = cv2.erode(one, np.ones((3, 3), np.uint8), iterations=max(1, size // 90))
         shade = np.where((rim < 128)[..., None], tint * 0.45, shade)  # the frame
@@ -246,7 +247,7 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
         shade = shade * (1 - 0.25 * glint) + 0.25 * glint
         colour = np.where((one > 0)[..., None], shade, colour)
         alpha = np.maximum(alpha, one)
-        lenses.append((inside, top, bottom))
+        lenses.append((inside, lens_top, lens_bottom))
     if len(lenses) == 2:
         (first, top0, bottom0), (second, top1, bottom1) = lenses
         y = int(round(min(top0, top1) + 0.4 * (min(bottom0, bottom1) - min(top0, top1))))

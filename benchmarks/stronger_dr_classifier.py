@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="the DR classifier's")
     args = parser.parse_args()
     quiet.import_tensorflow()
-    from dealwithit import model, training
+    from dealwithit import model, pipeline, training
     from dealwithit.config import AttributeClassifierConfig, VAEConfig
 
     stronger = AttributeClassifierConfig(
@@ -42,7 +42,7 @@ def main() -> None:
             args.cache, config, args.weights / "classifier", progress=False
         )
     if not (args.weights / "judge").is_dir():
-        shutil.copytree("weights/pretrained/judge", args.weights / "judge")
+        shutil.copytree(pipeline.PRETRAINED / "judge", args.weights / "judge")
     classifier, _ = model.load_classifier(args.weights / "classifier")
     vae_config = model.read_config(VAEConfig, args.baseline)
     training.train_vae(

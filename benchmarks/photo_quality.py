@@ -10,8 +10,9 @@ shipped weights, and measured back in the aligned frame:
 - share of the change (sum of |edited - photo|) inside the eye band (``frame.EYE_BAND``);
 - mean change outside the face ellipse, in grey levels.
 
-Usage: python benchmarks/photo_quality.py [--n 24] [--weights weights/pretrained]
-Writes outputs/photo_quality.json and prints a summary.
+Usage: python benchmarks/photo_quality.py [--n 24] [--weights weights/pretrained] [--frames DIR]
+Writes outputs/photo_quality.json and prints a summary; ``--frames`` also writes each face's
+frame before | after, to look at (real faces: keep them out of the repository).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--weights", type=Path, default=pipeline.PRETRAINED)
     parser.add_argument("--out", type=Path, default=Path("outputs/photo_quality.json"))
+    parser.add_argument("--frames", type=Path, default=None, help="folder for before | after")
     args = parser.parse_args()
 
     table = data.read_attributes(CELEBA)
@@ -68,6 +70,9 @@ def main() -> None:
             float(change[_frame_mask(matrix, photo.shape, band)].sum() / max(change.sum(), 1e-9))
         )
         outside.append(float(change[~_frame_mask(matrix, photo.shape, face_oval)].mean()))
+        if args.frames is not None:
+            args.frames.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.hstack([plain, back])).save(args.frames / f"face{k:02d}.png")
     summary = {
         "weights": str(args.weights),
         "faces": len(files),

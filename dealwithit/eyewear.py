@@ -188,12 +188,15 @@ def _fill(polygon: np.ndarray, size: int, supersample: int = 4) -> np.ndarray:
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sunglasses_layer(
+    edited: np.ndarray, lens: np.ndarray, eyes: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Turns the decoder's blurry dark lenses into a pair of sunglasses to lay on a photo.
 
     A 64-pixel decode draws lenses as a soft dark band; upsampled onto a photo it
     looks like a smudge. Each half of the lens mask (left and right of the face's
-    midline, leaving ``BRIDGE_GAP`` of the eye distance free over the nose) becomes
+    midline between the eyes, leaving ``BRIDGE_GAP`` of the eye distance free over the
+    nose) becomes
     its convex hull with rounded corners (``_rounded``), joined by a thin bridge; the
     colour is the decode's own lens colour (the median of its darkest fifth inside the
     lens, so blur with skin does not lighten it), shaded as lenses are: a thin darker
@@ -203,6 +206,10 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
     Args:
         edited: ``(h, h, 3)`` edited decode upsampled to the hi-res crop, in [0, 1].
         lens: ``(h, h)`` lens mask (``eyewear.lens_mask``, upsampled) in [0, 1].
+        eyes: the columns of the two eyes in this ``(h, h)`` frame, e.g. a photo's
+            detected landmarks; None takes the aligned template's. A face turned
+            away from the camera has its eyes off the template, and a split at the
+            template's midline would cut its far lens.
 
     Returns:
         ``(colour (h, h, 3) in [0, 1], alpha (h, h) in [0, 1])``.
@@ -210,9 +217,11 @@ def sunglasses_layer(edited: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, 
     size = lens.shape[0]
     left, _, right, _ = CROP_BOX
     scale = size / (right - left)
-    eyes = LANDMARK_TEMPLATE["left_eye"][0], LANDMARK_TEMPLATE["right_eye"][0]
-    mid = int(round(((eyes[0] + eyes[1]) / 2 - left + 0.5) * scale - 0.5))
-    half_gap = int(round(BRIDGE_GAP * abs(eyes[1] - eyes[0]) * scale / 2))
+    if eyes is None:
+        template = LANDMARK_TEMPLATE["left_eye"][0], LANDMARK_TEMPLATE["right_eye"][0]
+        eyes = tuple((x - left + 0.5) * scale - 0.5 for x in template)
+    mid = int(round((eyes[0] + eyes[1]) / 2))
+    half_gap = int(round(BRIDGE_GAP * abs(eyes[1] - eyes[0]) / 2))
     binary = (lens > 0.5).astype(np.uint8)
     alpha = np.zeros((size, size), np.uint8)
     colour = edited.copy()

@@ -650,9 +650,11 @@ def edit_layers(
         lens = cv2.resize(small, (hires, hires), interpolation=cv2.INTER_LINEAR)
         # Lenses have edges: sharpen the upsampled mask to a ~1/64-crop-wide transition.
         lens = smoothstep(0.35, 0.65, lens) * face_mask(hires)
+    colour = drawn = None  # the lens layer, if the edit draws lenses
     if lens.any():
         colour = np.clip(cv2.resize(edited, (hires, hires), interpolation=cv2.INTER_CUBIC), 0, 1)
-        colour, drawn = eyewear.sunglasses_layer(colour, lens)
+        eyes = cv2.transform(aligned.face.landmarks[None, :2], aligned.matrix_hires)[0]
+        colour, drawn = eyewear.sunglasses_layer(colour, lens, (eyes[0, 0], eyes[1, 0]))
         # The blurred decode darkens a halo around the lenses too; pasting it as a residual
         # draws a grey ring, so the residual stays off a band around the decoder's lenses
         # and the drawn ones (the two differ where the drawing rounds or parts them).
@@ -665,7 +667,7 @@ def edit_layers(
         change = _to_photo(aligned, upsampled * mask[..., None] * 255.0, photo.shape, box)
         region = photo[y0:y1, x0:x1].astype(np.float32) + change
         out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
-    if not lens.any():
+    if drawn is None:
         return out, None
     rgb = _to_photo(aligned, (colour * 255.0).astype(np.float32), photo.shape, box)
     alpha = np.clip(_to_photo(aligned, drawn.astype(np.float32), photo.shape, box), 0.0, 1.0)

@@ -177,3 +177,26 @@ def test_photo_lenses_are_two_round_convex_lenses_with_a_bridge_gap():
         points = cv2.findNonZero(drawn)
         decoder_hull = cv2.contourArea(cv2.convexHull(points))
         assert 0.8 * decoder_hull < cv2.contourArea(hull) < decoder_hull
+
+
+def test_photo_lenses_part_between_the_given_eyes_not_the_template_midline():
+    """A face turned aside has its eyes off the template: the bridge gap follows the eyes."""
+    size = 296
+    lens = _lens_band(size)
+    edited = np.full((size, size, 3), 0.7, np.float32)
+    edited[lens > 0.5] = 0.1
+    left, _, right, _ = CROP_BOX
+    scale = size / (right - left)
+    template = [(x - left + 0.5) * scale - 0.5 for x in (69, 108)]
+    shift = 0.15 * (template[1] - template[0])
+    eyes = (template[0] + shift, template[1] + shift)
+    _, alpha = eyewear.sunglasses_layer(edited, lens, eyes)
+    _, default = eyewear.sunglasses_layer(edited, lens)
+    row = int(np.argmax((lens > 0.5).sum(axis=1)))  # the band's widest row
+    template_mid, mid = int(round(sum(template) / 2)), int(round(sum(eyes) / 2))
+    half_gap = eyewear.BRIDGE_GAP * (template[1] - template[0]) / 2
+    gap = slice(int(mid - half_gap) + 1, int(mid + half_gap))
+    # Between the given eyes: at most the thin bridge, on every row.
+    assert alpha[:, gap].sum(axis=0).max() <= size / 40
+    # At the template's midline, now inside the left lens: solid.
+    assert alpha[row, template_mid] > 0.9 and default[row, template_mid] < 0.1

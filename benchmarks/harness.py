@@ -68,16 +68,14 @@ def _ram_gb() -> float | None:
 
 def machine() -> dict[str, Any]:
     """Cores, CPU model, RAM and the CPU features that matter for the speed-ups tried."""
-    from dealwithit.model import cpu_flags  # the package's reader; after the log quieting above
+    from dealwithit.model import KERNEL_FLAGS, cpu_flags  # after the log quieting above
 
     flags = cpu_flags()
     return {
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": _cpuinfo("model name"),
-        "cpu_features": sorted(
-            flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"}
-        ),
+        "cpu_features": sorted(flags & KERNEL_FLAGS),
         "ram_gb": _ram_gb(),
         "os": platform.platform(),
     }

@@ -34,6 +34,11 @@ CONFIG_FILE = "config.json"
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
+# The CPU features oneDNN picks its kernels by: machines that differ in them give different
+# numbers from the same seed and code (RESULTS.md, "Across machines").
+KERNEL_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
+
+
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
     try:

@@ -43,6 +43,8 @@ def machine() -> dict[str, Any]:
     """The machine a run happened on: results repeat on one machine, not across (oneDNN)."""
     from importlib import metadata
 
+    from dealwithit.model import KERNEL_FLAGS, cpu_flags
+
     cpu = platform.processor() or None
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -67,6 +69,7 @@ def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "cpu": cpu,
+        "cpu_features": sorted(cpu_flags() & KERNEL_FLAGS),  # one model name, several CPUs
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "packages": versions,

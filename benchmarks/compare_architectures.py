@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from dealwithit import data, evaluate, model, training, vectors
-from dealwithit.config import VAEConfig
+from dealwithit.config import ARCHITECTURES, VAEConfig
 
 ## Setup
 
@@ -84,7 +84,12 @@ def run(args) -> dict:
         epochs=1000,  # the budget stops it
         seed=args.seed,
     )
-    changes = {"logit_weight": args.logit_weight, "learning_rate": args.learning_rate}
+    changes = {
+        "logit_weight": args.logit_weight,
+        "learning_rate": args.learning_rate,
+        "latent_dim": args.latent_dim,
+        "filters": None if args.filters is None else tuple(args.filters),
+    }
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     name = args.name or f"{args.architecture}_t{args.transfer_stages}_s{args.seed}"
     directory = Path(args.out) / name
@@ -145,6 +150,8 @@ def run(args) -> dict:
         transfer_stages=args.transfer_stages,
         logit_weight=config.logit_weight,
         learning_rate=config.learning_rate,
+        top_latent_dim=config.latent_dim,
+        filters=list(config.filters),
         seed=args.seed,
         machine=harness.machine(),
         command=" ".join(["python benchmarks/compare_architectures.py", *sys.argv[1:]]),
@@ -186,11 +193,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("data/cache/celeba_64.h5"))
     parser.add_argument("--weights", type=Path, default=Path("weights/real"))
-    parser.add_argument("--architecture", choices=("conv", "resnet", "ladder"), default="conv")
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default="conv")
     parser.add_argument("--transfer-stages", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=7.0)
     parser.add_argument("--logit-weight", type=float, default=None, help="default: config's")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: config's")
+    parser.add_argument("--latent-dim", type=int, default=None, help="default: config's")
+    parser.add_argument("--filters", type=int, nargs="+", default=None, help="default: config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from dealwithit import data, quiet
+from dealwithit.config import ARCHITECTURES
 
 COMMANDS_HELP = """commands, in run order:
   synth     render the synthetic face set in the CelebA layout
@@ -180,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--judge-epochs", type=positive_int, default=None, help="epochs of the independent judge"
     )
     p.add_argument("--latent-dim", type=positive_int, default=None)
+    p.add_argument(
+        "--filters",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="channels of each encoder stage, e.g. 32 64 128 (the decoder mirrors them)",
+    )
     p.add_argument("--warmup-epochs", type=float, default=None)
     p.add_argument("--no-discriminative", action="store_true", help="train a plain VAE")
     p.add_argument(
@@ -191,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--likelihood", choices=("gaussian", "bernoulli"), default=None)
     p.add_argument(
         "--architecture",
-        choices=("conv", "resnet", "ladder"),
+        choices=ARCHITECTURES,
         default=None,
         help="VAE architecture (default: config's)",
     )
@@ -428,6 +436,7 @@ def train_config(args, image_size: int):
     overrides = {
         "epochs": args.epochs,
         "latent_dim": args.latent_dim,
+        "filters": None if args.filters is None else tuple(args.filters),
         "warmup_epochs": args.warmup_epochs,
         "likelihood": args.likelihood,
         "seed": args.seed,

@@ -15,7 +15,7 @@ from dealwithit import atomic
 
 T = TypeVar("T", bound="_JsonConfig")
 
-ARCHITECTURES = ("conv", "resnet", "ladder")
+ARCHITECTURES = ("conv", "resnet", "ladder", "spatial")
 
 
 class _JsonConfig:
@@ -120,7 +120,9 @@ class VAEConfig(_JsonConfig):
     _absent = {"logit_weight": 0.0}
 
     image_size: int = 64  # pixels per side
-    architecture: str = "conv"  # "conv", "resnet" (residual block per stage) or "ladder" (LVAE)
+    # "conv", "resnet" (residual block per stage), "ladder" (LVAE) or "spatial" (the latent is
+    # a grid at the last stage's resolution, 1x1 convs in place of the dense layers)
+    architecture: str = "conv"
     latent_dim: int = 128  # the top latent, where edits happen; paper: 500; keras examples: 128
     filters: tuple[int, ...] = (32, 64, 128, 256)  # encoder stages; the decoder mirrors them
     ladder_dims: tuple[int, ...] = (256,)  # ladder only: latent sizes below the top, bottom first
@@ -197,6 +199,13 @@ class VAEConfig(_JsonConfig):
             )
         if self.latent_dim < 1:
             raise ValueError(f"Expected latent_dim >= 1. Received: latent_dim={self.latent_dim}")
+        side = self.image_size // 2 ** len(self.filters)
+        if self.architecture == "spatial" and self.latent_dim % side**2:
+            raise ValueError(
+                f"Expected a spatial latent_dim divisible by its {side}x{side} grid ({side**2}). "
+                f"Received: latent_dim={self.latent_dim}, image_size={self.image_size}, "
+                f"filters={self.filters}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,8 +85,8 @@ class WeightsError(Exception):
     """Weights that are missing, damaged, or built for another configuration."""
 
 
-def _encoder_stages(images, config: VAEConfig):
-    """The bottom-up conv stages shared by every architecture; returns the flattened features."""
+def _encoder_stages(images, config: VAEConfig, flatten: bool = True):
+    """The bottom-up conv stages shared by every architecture; returns the (flattened) features."""
     x = images
     for i, filters in enumerate(config.filters, start=1):
         x = down_block(
@@ -100,7 +100,18 @@ def _encoder_stages(images, config: VAEConfig):
         )
         if config.architecture == "resnet":
             x = residual_block(x, filters, batch_norm=config.batch_norm, name=f"encoder_{i}_res")
-    return layers.Flatten(name="flatten")(x)
+    return layers.Flatten(name="flatten")(x) if flatten else x
+
+
+def spatial_grid(config: VAEConfig) -> tuple[int, int]:
+    """``(side, channels)`` of a ``"spatial"`` latent: the last stage's grid, flattened into z.
+
+    A dense layer squeezes the whole face into ``latent_dim`` numbers at once; a grid keeps
+    each number about one region, so the edit direction is still one vector of z, but the
+    decoder reads each part of the face from its own cells (fewer parameters, too).
+    """
+    side = config.image_size // 2 ** len(config.filters)
+    return side, config.latent_dim // side**2
 
 
 def _gaussian_head(x, dim, name):
@@ -131,6 +142,16 @@ def build_encoder(config: VAEConfig) -> keras.Model:
         ``[z_mean, z_log_var]``, each ``(batch, latent_dim)``.
     """
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
+    if config.architecture == "spatial":
+        x = _encoder_stages(images, config, flatten=False)
+        _, channels = spatial_grid(config)
+        heads = []
+        for part, init in (("mean", "glorot_uniform"), ("log_var", "zeros")):
+            head = layers.Conv2D(
+                channels, 1, kernel_initializer=init, dtype="float32", name=f"z_{part}_grid"
+            )(x)
+            heads.append(layers.Flatten(dtype="float32", name=f"z_{part}")(head))
+        return keras.Model(images, heads, name="encoder")
     x = _encoder_stages(images, config)
     # Start with unit posterior variance (log var 0) so early samples stay near the prior's scale.
     z_mean, z_log_var = _gaussian_head(x, config.latent_dim, "z_")
@@ -200,9 +221,14 @@ def build_decoder(config: VAEConfig) -> keras.Model:
     base = config.image_size // 2 ** len(config.filters)
     dim = ladder_dims(config)[0] if config.architecture == "ladder" else config.latent_dim
     z = keras.Input((dim,), name="z")
-    x = layers.Dense(base * base * config.filters[-1], name="project")(z)
+    if config.architecture == "spatial":
+        x = layers.Reshape((base, base, spatial_grid(config)[1]), name="unflatten")(z)
+        x = layers.Conv2D(config.filters[-1], 3, padding="same", name="project")(x)
+    else:
+        x = layers.Dense(base * base * config.filters[-1], name="project")(z)
     x = layers.LeakyReLU(0.2, name="project_act")(x)
-    x = layers.Reshape((base, base, config.filters[-1]), name="unflatten")(x)
+    if config.architecture != "spatial":
+        x = layers.Reshape((base, base, config.filters[-1]), name="unflatten")(x)
     if config.architecture == "resnet":
         x = residual_block(
             x, config.filters[-1], batch_norm=config.batch_norm, name="decoder_0_res"

@@ -1,4 +1,4 @@
-"""The three VAE architectures: shapes, saving, the ladder's per-layer KL and warm-up."""
+"""The VAE architectures: shapes, saving, the ladder's per-layer KL and warm-up, the spatial grid."""
 
 import keras
 import numpy as np
@@ -122,6 +122,30 @@ def test_warmup_weight_reaches_every_ladder_layer(images):
     assert totals[1.0] - totals[0.0] == pytest.approx(sum(terms), rel=1e-4)
     logged = {m.name: float(_numpy(m.result())) for m in vae.metrics}
     assert [logged[f"kl_loss_{i}"] for i in (1, 2, 3)] == pytest.approx(terms, rel=1e-5)
+
+
+def test_spatial_latent_is_a_grid_each_cell_drawing_its_own_region(images, tmp_path):
+    """z is the 4x4 grid flattened (16 cells x 2 channels); a cell moves its corner, not the far one."""
+    config = VAEConfig(**{**SMALL, "latent_dim": 32}, architecture="spatial", discriminative=False)
+    vae = model.build_vae(config)
+    assert model.spatial_grid(config) == (4, 2)
+    z_mean, z_log_var = vae.encode(images)
+    assert tuple(z_mean.shape) == tuple(z_log_var.shape) == (8, 32)
+    np.testing.assert_allclose(_numpy(z_log_var), 0.0)  # unit posterior variance at the start
+    z = np.random.default_rng(2).normal(size=(1, 32)).astype("float32")
+    moved = z.copy()
+    moved[0, :2] += 5.0  # both channels of cell (0, 0): the top-left 4x4 pixels
+    change = np.abs(_numpy(vae.decode(moved)) - _numpy(vae.decode(z)))[0].sum(axis=-1)
+    assert change[:4, :4].max() > 1e-3
+    np.testing.assert_allclose(change[12:, 12:], 0.0, atol=1e-7)  # beyond its receptive field
+    model.save_vae(vae, tmp_path)
+    loaded = model.load_vae(tmp_path)
+    np.testing.assert_allclose(_numpy(loaded.decode(z)), _numpy(vae.decode(z)), atol=1e-6)
+
+
+def test_spatial_latent_size_must_fill_its_grid():
+    with pytest.raises(ValueError, match="divisible by its 4x4 grid"):
+        VAEConfig(**SMALL, architecture="spatial")  # latent_dim 6 over 16 cells
 
 
 def test_unknown_architecture_is_refused():

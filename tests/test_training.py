@@ -320,11 +320,13 @@ def test_bfloat16_computes_in_bfloat16_with_float32_variables(synthetic_cache, t
     assert np.isfinite(faces).all() and faces.shape == (2, 16, 16, 3)
 
 
-@pytest.mark.parametrize("architecture", ["resnet", "ladder"])
+@pytest.mark.parametrize("architecture", ["resnet", "ladder", "spatial"])
 def test_each_architecture_resumes(architecture, synthetic_cache, tmp_path):
     """(conv is covered above.) Interrupted at epoch 2 of 3, the resumed run trains only epoch 3,
     continues the step counter, and logs the ladder's per-layer KL in every epoch."""
-    config = VAEConfig(**TINY, epochs=3, warmup_epochs=2, architecture=architecture)
+    # A spatial latent fills a 4x4 grid at 16 px with two stages: 16 cells x 2 channels.
+    sizes = {"latent_dim": 32} if architecture == "spatial" else {}
+    config = VAEConfig(**{**TINY, **sizes}, epochs=3, warmup_epochs=2, architecture=architecture)
     with pytest.raises(KeyboardInterrupt):
         training.train_vae(
             synthetic_cache, config, tmp_path, progress=False, callbacks=(_StopAt(2),)

@@ -135,6 +135,7 @@ def train_one(args, architecture: str, seed: int, floats: np.ndarray) -> dict[st
         warmup_epochs=args.warmup_epochs,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
+        cosine_decay=args.cosine_decay,
         seed=seed,
     )
     watch = NaNWatch()
@@ -186,6 +187,7 @@ def measure(args) -> dict[str, Any]:
             "epochs": args.epochs,
             "warmup_epochs": args.warmup_epochs,
             "learning_rate": args.learning_rate,
+            "cosine_decay": args.cosine_decay,
             "minutes": args.minutes,
             "held_out": len(floats),
             "tolerance": args.tolerance,
@@ -249,6 +251,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--warmup-epochs", type=float, default=warmup_epochs)
     parser.add_argument("--learning-rate", type=float, default=VAEConfig.learning_rate)
+    parser.add_argument(
+        "--cosine-decay", action="store_true", help="learning rate falls to 0 over each run"
+    )
     parser.add_argument(
         "--minutes", type=float, default=None, help="also stop a run after this wall time"
     )

@@ -194,10 +194,9 @@ def sunglasses_layer(
     """Turns the decoder's blurry dark lenses into a pair of sunglasses to lay on a photo.
 
     A 64-pixel decode draws lenses as a soft dark band; upsampled onto a photo it
-    looks like a smudge. Each half of the lens mask (left and right of the face's
-    midline between the eyes, leaving ``BRIDGE_GAP`` of the eye distance free over the
-    nose) becomes
-    its convex hull with rounded corners (``_rounded``), joined by a thin bridge; the
+    looks like a smudge. Each half of the lens mask (left and right of the midline
+    between the eyes, leaving ``BRIDGE_GAP`` of the eye distance free over the nose)
+    becomes its convex hull with rounded corners (``_rounded``), joined by a thin bridge; the
     colour is the decode's own lens colour (the median of its darkest fifth inside the
     lens, so blur with skin does not lighten it), shaded as lenses are: a thin darker
     rim, darker at the top, a soft highlight. Nothing is drawn where the decoder drew

@@ -132,6 +132,8 @@ def _gaussian_head(x, dim, name):
 def build_encoder(config: VAEConfig) -> keras.Model:
     """Conv stack (residual blocks for ``"resnet"``) → dense → ``z_mean``, ``z_log_var``.
 
+    For ``"spatial"`` the heads are 1x1 convs on the last stage's grid, flattened.
+
     For ``"ladder"`` use ``build_ladder_encoder``.
 
     Args:
@@ -209,7 +211,7 @@ def build_ladder_prior(config: VAEConfig, layer: int) -> keras.Model:
 
 
 def build_decoder(config: VAEConfig) -> keras.Model:
-    """Dense → transposed-conv stack mirroring the encoder → sigmoid image.
+    """Dense (a 3x3 conv on the grid for ``"spatial"``) → transposed-conv stack → sigmoid image.
 
     Args:
         config: Same config as the encoder.
@@ -224,10 +226,10 @@ def build_decoder(config: VAEConfig) -> keras.Model:
     if config.architecture == "spatial":
         x = layers.Reshape((base, base, spatial_grid(config)[1]), name="unflatten")(z)
         x = layers.Conv2D(config.filters[-1], 3, padding="same", name="project")(x)
+        x = layers.LeakyReLU(0.2, name="project_act")(x)
     else:
         x = layers.Dense(base * base * config.filters[-1], name="project")(z)
-    x = layers.LeakyReLU(0.2, name="project_act")(x)
-    if config.architecture != "spatial":
+        x = layers.LeakyReLU(0.2, name="project_act")(x)
         x = layers.Reshape((base, base, config.filters[-1]), name="unflatten")(x)
     if config.architecture == "resnet":
         x = residual_block(

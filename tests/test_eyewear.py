@@ -187,7 +187,9 @@ def test_photo_lenses_part_between_the_given_eyes_not_the_template_midline():
     edited[lens > 0.5] = 0.1
     left, _, right, _ = CROP_BOX
     scale = size / (right - left)
-    template = [(x - left + 0.5) * scale - 0.5 for x in (69, 108)]
+    template = [
+        (LANDMARK_TEMPLATE[eye][0] - left + 0.5) * scale - 0.5 for eye in ("left_eye", "right_eye")
+    ]
     shift = 0.15 * (template[1] - template[0])
     eyes = (template[0] + shift, template[1] + shift)
     _, alpha = eyewear.sunglasses_layer(edited, lens, eyes)

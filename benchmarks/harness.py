@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dealwithit import atomic
+from dealwithit.cpu import kernel_flags
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(os.environ.get("DEALWITHIT_BENCH_OUT", REPO / "outputs" / "benchmarks"))
@@ -68,14 +69,11 @@ def _ram_gb() -> float | None:
 
 def machine() -> dict[str, Any]:
     """Cores, CPU model, RAM and the CPU features that matter for the speed-ups tried."""
-    from dealwithit.model import KERNEL_FLAGS, cpu_flags  # after the log quieting above
-
-    flags = cpu_flags()
     return {
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": _cpuinfo("model name"),
-        "cpu_features": sorted(flags & KERNEL_FLAGS),
+        "cpu_features": kernel_flags(),
         "ram_gb": _ram_gb(),
         "os": platform.platform(),
     }

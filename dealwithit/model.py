@@ -17,6 +17,7 @@ from keras import layers, ops
 
 from dealwithit import atomic, losses
 from dealwithit.config import AttributeClassifierConfig, VAEConfig
+from dealwithit.cpu import cpu_flags
 from dealwithit.data import CELEBA_ATTRIBUTES
 from dealwithit.layers import Sampling, down_block, precision_weighted, residual_block, up_block
 
@@ -32,23 +33,6 @@ CONFIG_FILE = "config.json"
 # and keep variables in float32. bfloat16 suits CPUs with avx512_bf16/AMX (and
 # TPUs); float16 suits GPUs, where compile() adds the loss scaling it needs.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-# The CPU features oneDNN picks its kernels by: machines that differ in them give different
-# numbers from the same seed and code (RESULTS.md, "Across machines").
-KERNEL_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def fastest_precision() -> str:

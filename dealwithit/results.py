@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dealwithit.cpu import kernel_flags
+
 RECORD_FORMAT_VERSION = 1
 RECORD_KINDS = ("classifier", "edits", "metrics")  # metrics: any other JSON (photos, vectors…)
 TABLES_FILE = "tables.json"
@@ -42,8 +44,6 @@ class ResultsError(Exception):
 def machine() -> dict[str, Any]:
     """The machine a run happened on: results repeat on one machine, not across (oneDNN)."""
     from importlib import metadata
-
-    from dealwithit.model import KERNEL_FLAGS, cpu_flags
 
     cpu = platform.processor() or None
     cpuinfo = Path("/proc/cpuinfo")
@@ -69,7 +69,7 @@ def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "cpu": cpu,
-        "cpu_features": sorted(cpu_flags() & KERNEL_FLAGS),  # one model name, several CPUs
+        "cpu_features": kernel_flags(),  # one model name, several CPUs
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "packages": versions,

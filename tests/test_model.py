@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from dealwithit import model
+from dealwithit import cpu, model
 from dealwithit.config import VAEConfig
 
 SMALL = dict(image_size=16, latent_dim=6, filters=(8, 16), discriminative_weights=(1.0, 0.5))
@@ -231,5 +231,5 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch, flags
 def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n")
-    assert model.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
-    assert model.cpu_flags(tmp_path / "absent") == set()
+    assert cpu.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu.cpu_flags(tmp_path / "absent") == set()

@@ -199,13 +199,23 @@ class VAEConfig(_JsonConfig):
             )
         if self.latent_dim < 1:
             raise ValueError(f"Expected latent_dim >= 1. Received: latent_dim={self.latent_dim}")
-        side = self.image_size // 2 ** len(self.filters)
+        side, _ = self.spatial_grid()
         if self.architecture == "spatial" and self.latent_dim % side**2:
             raise ValueError(
                 f"Expected a spatial latent_dim divisible by its {side}x{side} grid ({side**2}). "
                 f"Received: latent_dim={self.latent_dim}, image_size={self.image_size}, "
                 f"filters={self.filters}"
             )
+
+    def spatial_grid(self) -> tuple[int, int]:
+        """``(side, channels)`` of a ``"spatial"`` latent: the last stage's grid, flattened into z.
+
+        A dense layer squeezes the whole face into ``latent_dim`` numbers at once; a grid keeps
+        each number about one region, so the edit direction is still one vector of z, but the
+        decoder reads each part of the face from its own cells (fewer parameters, too).
+        """
+        side = self.image_size // 2 ** len(self.filters)
+        return side, self.latent_dim // side**2
 
 
 @dataclasses.dataclass(frozen=True)

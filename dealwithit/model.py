@@ -87,17 +87,6 @@ def _encoder_stages(images, config: VAEConfig, flatten: bool = True):
     return layers.Flatten(name="flatten")(x) if flatten else x
 
 
-def spatial_grid(config: VAEConfig) -> tuple[int, int]:
-    """``(side, channels)`` of a ``"spatial"`` latent: the last stage's grid, flattened into z.
-
-    A dense layer squeezes the whole face into ``latent_dim`` numbers at once; a grid keeps
-    each number about one region, so the edit direction is still one vector of z, but the
-    decoder reads each part of the face from its own cells (fewer parameters, too).
-    """
-    side = config.image_size // 2 ** len(config.filters)
-    return side, config.latent_dim // side**2
-
-
 def _gaussian_head(x, dim, name):
     """Dense mean and log variance; the log variance starts at 0 (unit variance)."""
     # The posterior heads stay float32 under mixed precision: the KL and the
@@ -130,7 +119,7 @@ def build_encoder(config: VAEConfig) -> keras.Model:
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
     if config.architecture == "spatial":
         x = _encoder_stages(images, config, flatten=False)
-        _, channels = spatial_grid(config)
+        _, channels = config.spatial_grid()
         heads = []
         for part, init in (("mean", "glorot_uniform"), ("log_var", "zeros")):
             head = layers.Conv2D(
@@ -208,7 +197,7 @@ def build_decoder(config: VAEConfig) -> keras.Model:
     dim = ladder_dims(config)[0] if config.architecture == "ladder" else config.latent_dim
     z = keras.Input((dim,), name="z")
     if config.architecture == "spatial":
-        x = layers.Reshape((base, base, spatial_grid(config)[1]), name="unflatten")(z)
+        x = layers.Reshape((base, base, config.spatial_grid()[1]), name="unflatten")(z)
         x = layers.Conv2D(config.filters[-1], 3, padding="same", name="project")(x)
         x = layers.LeakyReLU(0.2, name="project_act")(x)
     else:

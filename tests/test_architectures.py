@@ -128,7 +128,7 @@ def test_spatial_latent_is_a_grid_each_cell_drawing_its_own_region(images, tmp_p
     """z is the 4x4 grid flattened (16 cells x 2 channels); a cell moves its corner, not the far one."""
     config = VAEConfig(**{**SMALL, "latent_dim": 32}, architecture="spatial", discriminative=False)
     vae = model.build_vae(config)
-    assert model.spatial_grid(config) == (4, 2)
+    assert config.spatial_grid() == (4, 2)
     z_mean, z_log_var = vae.encode(images)
     assert tuple(z_mean.shape) == tuple(z_log_var.shape) == (8, 32)
     np.testing.assert_allclose(_numpy(z_log_var), 0.0)  # unit posterior variance at the start

@@ -138,6 +138,8 @@ def train_one(args, architecture: str, seed: int, floats: np.ndarray) -> dict[st
         cosine_decay=args.cosine_decay,
         seed=seed,
     )
+    sizes = {"latent_dim": args.latent_dim, "filters": args.filters and tuple(args.filters)}
+    config = config.replace(**{k: v for k, v in sizes.items() if v is not None})
     watch = NaNWatch()
     extra = [watch] if args.minutes is None else [watch, TimeBudget(args.minutes * 60)]
     directory = args.out.parent / "runs" / f"{architecture}_s{seed}"
@@ -251,6 +253,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--warmup-epochs", type=float, default=warmup_epochs)
     parser.add_argument("--learning-rate", type=float, default=VAEConfig.learning_rate)
+    parser.add_argument("--latent-dim", type=int, default=None, help="default: config's")
+    parser.add_argument("--filters", type=int, nargs="+", default=None, help="default: config's")
     parser.add_argument(
         "--cosine-decay", action="store_true", help="learning rate falls to 0 over each run"
     )

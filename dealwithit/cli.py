@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from dealwithit import data, quiet
-from dealwithit.config import ARCHITECTURES
+from dealwithit.config import ARCHITECTURES, REGIONS, VectorConfig
 
 COMMANDS_HELP = """commands, in run order:
   synth     render the synthetic face set in the CelebA layout
@@ -277,6 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default Sunglasses, derived from lens darkness when the file has none; e.g. Eyeglasses)",
     )
     p.add_argument("--conditions", nargs="*", default=None, help="attributes to project out")
+    p.add_argument(
+        "--target-probability",
+        type=float,
+        default=VectorConfig.target_probability,
+        help="auto alpha's goal: the latent classifier's score after an edit "
+        f"(default {VectorConfig.target_probability}; removing aims at 1 minus it)",
+    )
+    p.add_argument(
+        "--region",
+        choices=REGIONS,
+        default=VectorConfig.region,
+        help="where the direction may act: 'eyes' keeps only a spatial latent's grid rows over "
+        "the eyes, 'face' all of z; 'auto' (default) is 'eyes' for Sunglasses and Eyeglasses "
+        "on a spatial VAE, else 'face'",
+    )
 
     p = sub.add_parser(
         "evaluate",
@@ -518,7 +533,11 @@ def _run_command(args) -> int:
         if result is not None:  # None on a multi-worker run's other workers
             _show(result)
     elif command == "vector":
-        config = VectorConfig(attribute=args.attribute)
+        config = VectorConfig(
+            attribute=args.attribute,
+            target_probability=args.target_probability,
+            region=args.region,
+        )
         if args.conditions is not None:
             config = config.replace(conditions=tuple(args.conditions))
         _show(pipeline.vector(workspace, config))

@@ -550,23 +550,33 @@ class VectorResult:
     latent_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,)
     pixel_scores: np.ndarray = dataclasses.field(repr=False)  # (n_held,) the judge's
     paired_cosines: dict | None = None  # synthetic: each kind's cosine with the paired direction
+    region: str = "face"  # where the directions act: "face", or "eyes" (spatial grid rows)
 
     def report(self) -> str:
-        return vectors.format_report(
-            self.config.attribute,
-            self.split,
-            len(self.labels_held),
-            self.latent_report,
-            self.pixel_report,
-            self.kinds,
-            self.kind_cosines,
-            self.attribute_cosines[self.config.kind],
-            self.config.kind,
-        ) + (
-            "\n  cosine with the paired (true) direction: "
-            + ", ".join(f"{k} {v:+.3f}" for k, v in self.paired_cosines.items())
-            if self.paired_cosines
+        confined = (
+            "\n  directions confined to the latent grid's rows over the eyes (region 'eyes')"
+            if self.region == "eyes"
             else ""
+        )
+        return (
+            vectors.format_report(
+                self.config.attribute,
+                self.split,
+                len(self.labels_held),
+                self.latent_report,
+                self.pixel_report,
+                self.kinds,
+                self.kind_cosines,
+                self.attribute_cosines[self.config.kind],
+                self.config.kind,
+            )
+            + (
+                "\n  cosine with the paired (true) direction: "
+                + ", ".join(f"{k} {v:+.3f}" for k, v in self.paired_cosines.items())
+                if self.paired_cosines
+                else ""
+            )
+            + confined
         )
 
 
@@ -634,6 +644,14 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
         z_with = np.where(sunglasses_after[:, None], z_twins, z_held)
         z_without = np.where(sunglasses_after[:, None], z_held, z_twins)
         directions["paired"] = vectors.paired_direction(z_with, z_without)
+    region = config.region_for(vae.config.architecture)
+    if region == "eyes":
+        # A spatial latent's grid rows over the eyes: the edit moves nothing else.
+        side, channels = vae.config.spatial_grid()
+        rows = data.eye_band_rows(vae.config.image_size)
+        mask = vectors.rows_mask(vae.config.image_size, side, channels, rows)
+        directions = {kind: vectors.confine(d, mask) for kind, d in directions.items()}
+    if "paired" in directions:
         paired_cosines = vectors.paired_cosines(directions)
     kinds, matrix = vectors.cosine_table(directions)
     others = vectors.attribute_directions(z_train, attributes_train, names, progress=False)
@@ -644,6 +662,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
         "attribute": config.attribute,
         "conditions": list(config.conditions),
         "kind": config.kind,
+        "region": region,
         "held_out_split": split,
         "latent_report": latent_report,
         "auto_alpha_report": auto_alpha_report,
@@ -687,6 +706,7 @@ def vector(workspace: Workspace, config=None, progress: bool = True) -> VectorRe
         latent_scores=latent_scores,
         pixel_scores=pixel_scores,
         paired_cosines=paired_cosines,
+        region=region,
     )
 
 

@@ -179,9 +179,14 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).random((8, 16, 16, 3)).astype("float32")
 
 
-# A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents).
+# A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents in one vector).
 TINY_VAE = VAEConfig(
-    image_size=16, filters=(8, 16), latent_dim=4, batch_size=16, discriminative=False
+    image_size=16,
+    architecture="conv",
+    filters=(8, 16),
+    latent_dim=4,
+    batch_size=16,
+    discriminative=False,
 )
 TINY_DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])
 

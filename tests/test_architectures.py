@@ -156,7 +156,7 @@ def test_unknown_architecture_is_refused():
 
 
 def test_transfer_copies_the_classifier_stages(classifier):
-    config = VAEConfig(**SMALL, transfer_stages=2)
+    config = VAEConfig(**SMALL, architecture="conv", transfer_stages=2)
     vae = model.build_vae(config, classifier)
     for i in (1, 2):
         copied = vae.encoder.get_layer(f"encoder_{i}_conv").get_weights()

@@ -108,6 +108,13 @@ def test_multi_worker_without_tf_config_says_how_to_set_it(tmp_path, capsys, mon
     assert "TF_CONFIG" in err and "Scaling out" in err
 
 
+def test_a_target_probability_outside_0_1_is_refused_before_any_work(tmp_path, capsys):
+    code = cli.main(["vector", "--data", str(tmp_path), "--target-probability", "1.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert "target_probability" in err
+
+
 @pytest.mark.slow
 def test_pipeline_end_to_end_from_the_command_line(tmp_path):
     """synth -> train -> vector -> evaluate -> apply, as a user types them (tiny sizes)."""
@@ -138,10 +145,11 @@ def test_pipeline_end_to_end_from_the_command_line(tmp_path):
         "1",
     )
     assert not (tmp_path / "weights/LAST").exists(), "no hidden pointer to go stale"
-    out = run("vector")
+    out = run("vector", "--target-probability", "0.9")
     assert " on Z (" in out and "cosine with the paired (true) direction" in out
     run("evaluate", "--json", "metrics.json")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["target_probability"] == 0.9, "vector's flag reaches auto alpha"
     for key in (
         "latent_auc",
         "judge_auc",

@@ -8,7 +8,13 @@ from keras import ops
 from dealwithit import cpu, model
 from dealwithit.config import VAEConfig
 
-SMALL = dict(image_size=16, latent_dim=6, filters=(8, 16), discriminative_weights=(1.0, 0.5))
+SMALL = dict(
+    image_size=16,
+    architecture="conv",
+    latent_dim=6,
+    filters=(8, 16),
+    discriminative_weights=(1.0, 0.5),
+)
 
 
 def _vae(classifier=None, attribute_names=None, **changes):
@@ -203,7 +209,9 @@ def test_float16_precision_builds_for_gpus_with_loss_scaling():
     outputs, and compile() wraps the optimizer in Keras' loss scaling."""
     import keras
 
-    config = VAEConfig(image_size=16, latent_dim=4, filters=(8, 16), discriminative=False)
+    config = VAEConfig(
+        image_size=16, architecture="conv", latent_dim=4, filters=(8, 16), discriminative=False
+    )
     vae = model.build_vae(config.replace(precision="float16"))
     assert keras.mixed_precision.global_policy().name == "float32"
     assert vae.decoder.get_layer("to_rgb").dtype_policy.name == "mixed_float16"

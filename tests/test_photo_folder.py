@@ -119,7 +119,7 @@ def test_the_vae_trains_on_a_labelled_set_and_photos_mixed(synthetic_cache, alig
     """One epoch covers the batches of both sets; validation stays on the first (labelled) set."""
     photos_cache = data.prepare_cache(aligned.out, tmp_path / "photos_16.h5", 16, progress=False)
     config = VAEConfig(
-        image_size=16, filters=(8, 16), latent_dim=4, discriminative=False, epochs=1, batch_size=8
+        image_size=16, filters=(8, 16), latent_dim=16, discriminative=False, epochs=1, batch_size=8
     )
     seen = []
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_VAE
 from scipy.special import logit
 
 from dealwithit import model, pipeline, vectors
-from dealwithit.config import VectorConfig
+from dealwithit.config import AttributeClassifierConfig, VectorConfig
+from dealwithit.data import CELEBA_ATTRIBUTES
 
 DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])  # the tiny weights' direction (conftest)
 
@@ -135,3 +137,41 @@ def test_counterfactuals_stack_each_face_twin_then_its_styles_in_order(tmp_path)
     assert stacked.shape == (3, 3, 16, 16, 3)
     greys = np.round(stacked.mean(axis=(2, 3, 4)) * 255)
     np.testing.assert_allclose(greys, [[10, 11, 12], [20, 20, 20], [30, 31, 32]], atol=1)
+
+
+@pytest.mark.parametrize("region", ["auto", "face"])
+def test_a_spatial_vae_confines_eyewear_directions_to_the_eye_rows(
+    region, synthetic_folder, tmp_path, monkeypatch
+):
+    """region 'auto' (eyewear on a spatial latent) zeroes every number off the eye rows; 'face' not."""
+    monkeypatch.chdir(tmp_path)
+    config = TINY_VAE.replace(latent_dim=32, architecture="spatial")
+    weights = tmp_path / "weights"
+    model.save_vae(model.build_vae(config), weights / "vae")
+    judge = AttributeClassifierConfig(
+        image_size=16,
+        filters=(8, 16),
+        dense_units=8,
+        attribute_names=(*CELEBA_ATTRIBUTES, "Sunglasses"),
+    )
+    model.save_classifier(model.build_attribute_classifier(judge), judge, weights / "judge")
+    workspace = pipeline.Workspace(synthetic_folder, 16, weights=weights)
+    result = pipeline.vector(workspace, VectorConfig(region=region), progress=False)
+    directions, _, metadata = vectors.load_vectors(weights / "vectors" / "Sunglasses", 32)
+    # 16 px, two stages: a 4x4 grid of 2 channels; the eye band (rows 6..10) is cell rows 1-2.
+    off_eyes = np.ones((4, 4, 2), dtype=bool)
+    off_eyes[1:3] = False
+    expected = "eyes" if region == "auto" else "face"
+    assert metadata["region"] == result.region == expected
+    for kind, direction in directions.items():
+        outside = np.abs(direction[off_eyes.reshape(-1)]).max()
+        assert (outside == 0) == (expected == "eyes"), kind
+        assert np.linalg.norm(direction) == pytest.approx(1.0)
+
+
+def test_region_eyes_on_a_dense_latent_is_refused_with_what_to_use():
+    config = VectorConfig(region="eyes")
+    assert VectorConfig().region_for("conv") == "face"
+    assert VectorConfig(attribute="Smiling").region_for("spatial") == "face"
+    with pytest.raises(ValueError, match="use region 'face'"):
+        config.region_for("conv")

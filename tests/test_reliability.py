@@ -43,7 +43,12 @@ from dealwithit.config import VAEConfig
 
 # A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents).
 TINY_VAE = VAEConfig(
-    image_size=16, filters=(8, 16), latent_dim=4, batch_size=16, discriminative=False
+    image_size=16,
+    architecture="conv",
+    filters=(8, 16),
+    latent_dim=4,
+    batch_size=16,
+    discriminative=False,
 )
 
 

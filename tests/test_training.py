@@ -13,7 +13,8 @@ from dealwithit import model, training
 from dealwithit.config import AttributeClassifierConfig, VAEConfig
 
 MULTI_WORKER_TOLERANCE = 0.01
-TINY = dict(image_size=16, latent_dim=8, filters=(8, 16), batch_size=16, discriminative=False)
+# The default (spatial) architecture at 16 px: a 4x4 grid of one channel.
+TINY = dict(image_size=16, latent_dim=16, filters=(8, 16), batch_size=16, discriminative=False)
 
 
 def _history(directory):
@@ -122,7 +123,7 @@ def test_nan_loss_stops_with_a_clear_message(synthetic_cache, tmp_path):
 
 
 def test_cache_of_another_size_is_refused(synthetic_cache, tmp_path):
-    config = VAEConfig(**{**TINY, "image_size": 32}, epochs=1)
+    config = VAEConfig(**{**TINY, "image_size": 32, "latent_dim": 64}, epochs=1)
     with pytest.raises(training.TrainingError, match="Expected a cache of 32x32"):
         training.train_vae(synthetic_cache, config, tmp_path, progress=False)
 
@@ -169,7 +170,7 @@ MIRRORED = textwrap.dedent(
     from dealwithit import training
     from dealwithit.config import VAEConfig
     cache, out = sys.argv[1], sys.argv[2]
-    config = VAEConfig(image_size=16, latent_dim=8, filters=(8, 16), batch_size=16,
+    config = VAEConfig(image_size=16, latent_dim=16, filters=(8, 16), batch_size=16,
                        discriminative=False, epochs=1, warmup_epochs=0)
     _, single = training.train_vae(cache, config, out + "/single", progress=False)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -227,7 +228,7 @@ WORKER = textwrap.dedent(
     from dealwithit.config import VAEConfig
     strategy = training.make_strategy("multi-worker")  # before any other TensorFlow work
     cache, out = sys.argv[1], sys.argv[2]
-    config = VAEConfig(image_size=16, latent_dim=8, filters=(8, 16), batch_size=16,
+    config = VAEConfig(image_size=16, latent_dim=16, filters=(8, 16), batch_size=16,
                        discriminative=False, epochs=1, warmup_epochs=0)
     _, history = training.train_vae(cache, config, out, progress=False, strategy=strategy)
     print(json.dumps({"replicas": strategy.num_replicas_in_sync,
@@ -320,13 +321,11 @@ def test_bfloat16_computes_in_bfloat16_with_float32_variables(synthetic_cache, t
     assert np.isfinite(faces).all() and faces.shape == (2, 16, 16, 3)
 
 
-@pytest.mark.parametrize("architecture", ["resnet", "ladder", "spatial"])
+@pytest.mark.parametrize("architecture", ["conv", "resnet", "ladder"])
 def test_each_architecture_resumes(architecture, synthetic_cache, tmp_path):
-    """(conv is covered above.) Interrupted at epoch 2 of 3, the resumed run trains only epoch 3,
+    """(spatial, the default, is covered above.) Interrupted at epoch 2 of 3, the resumed run trains only epoch 3,
     continues the step counter, and logs the ladder's per-layer KL in every epoch."""
-    # A spatial latent fills a 4x4 grid at 16 px with two stages: 16 cells x 2 channels.
-    sizes = {"latent_dim": 32} if architecture == "spatial" else {}
-    config = VAEConfig(**{**TINY, **sizes}, epochs=3, warmup_epochs=2, architecture=architecture)
+    config = VAEConfig(**TINY, epochs=3, warmup_epochs=2, architecture=architecture)
     with pytest.raises(KeyboardInterrupt):
         training.train_vae(
             synthetic_cache, config, tmp_path, progress=False, callbacks=(_StopAt(2),)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
+from dealwithit.frame import eye_band_rows
 from dealwithit.vectors import (
     DIRECTION_KINDS,
     DegenerateDirectionError,
@@ -24,12 +25,14 @@ from dealwithit.vectors import (
     classifier_normal,
     compute_directions,
     conditional_direction,
+    confine,
     cosine_table,
     fit_latent_classifier,
     load_vectors,
     matched_mean_difference,
     mean_difference,
     project_out,
+    rows_mask,
     save_vectors,
 )
 
@@ -379,3 +382,22 @@ def test_paired_direction_recovers_a_planted_direction_that_unpaired_recipes_mis
     assert cosines["mean_difference"] < 0.6
     with pytest.raises(ValueError, match="one shape"):
         paired_direction(with_, without[:10])
+
+
+def test_rows_mask_keeps_the_grid_rows_over_the_band_and_confine_moves_only_them():
+    # 16 px over a 4x4 grid of 2 channels: cell rows are 4 px; rows 6..10 touch cell rows 1 and 2.
+    mask = rows_mask(16, 4, 2, slice(6, 11))
+    grid = mask.reshape(4, 4, 2)
+    assert grid[1:3].all() and not grid[[0, 3]].any()
+    # A row counts by its centre: at 64 px the eye band (26-40) keeps cell rows 3 and 4, not 5,
+    # which the band touches by one pixel.
+    rows = rows_mask(64, 8, 1, eye_band_rows(64)).reshape(8, 8).any(axis=1)
+    assert list(np.flatnonzero(rows)) == [3, 4]
+    direction = np.ones(32) / np.sqrt(32)
+    confined = confine(direction, mask)
+    assert np.linalg.norm(confined) == pytest.approx(1.0)
+    assert (confined[~mask] == 0).all() and (confined[mask] > 0).all()
+    with pytest.raises(DegenerateDirectionError):
+        confine(np.where(mask, 0.0, direction) / np.linalg.norm(direction[~mask]), mask)
+    with pytest.raises(ValueError, match="inside the 16-pixel image"):
+        rows_mask(16, 4, 2, slice(20, 24))

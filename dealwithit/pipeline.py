@@ -934,7 +934,10 @@ def pictures(workspace: Workspace, n_faces: int = 6, progress: bool = True) -> P
         negatives = np.flatnonzero(~cache.attribute(editor.attribute, split))[:n_faces]
         images = as_floats(cache.images(split)[negatives])
     reach = float(np.median(editor.alphas(editor.encode(images))))
-    alphas = np.linspace(-reach, 1.5 * reach, 6)
+    # Adding only: these faces have nothing to remove. Below zero a spatial latent's eye-row
+    # direction paints bright "anti-lenses" where a dense one changed little (RESULTS.md 8d);
+    # notebook 04 shows removal on faces that wear the attribute.
+    alphas = np.linspace(0.0, 1.5 * reach, 6)
     grid = edit.slider_grid(images, editor.encode, editor.decode, editor.direction, alphas)
     slider_grid = save_figure(
         plots.slider_grid_figure(

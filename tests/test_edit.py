@@ -109,7 +109,7 @@ def test_slider_grid_decodes_in_one_batch(vae, images, direction):
 
 
 def test_slider_columns_are_headed_by_readable_alphas():
-    """The grid's linspace(-reach, 1.5 reach, 6) puts about 1e-16 in its third column."""
+    """A linspace through zero, e.g. (-reach, 1.5 reach, 6), puts about 1e-16 in a column."""
     alphas = np.linspace(-5.29, 1.5 * 5.29, 6)
     assert 0 < abs(alphas[2]) < 1e-12
     figure = plots.slider_grid_figure(np.zeros((2, 6, 8, 8, 3)), alphas)

@@ -393,6 +393,10 @@ def test_rows_mask_keeps_the_grid_rows_over_the_band_and_confine_moves_only_them
     # which the band touches by one pixel.
     rows = rows_mask(64, 8, 1, eye_band_rows(64)).reshape(8, 8).any(axis=1)
     assert list(np.flatnonzero(rows)) == [3, 4]
+    # A band between two centres (rows 11-12 of 16 px; centres at 10 and 14) keeps both rows it
+    # touches.
+    thin = rows_mask(16, 4, 1, slice(11, 13)).reshape(4, 4).any(axis=1)
+    assert list(np.flatnonzero(thin)) == [2, 3]
     direction = np.ones(32) / np.sqrt(32)
     confined = confine(direction, mask)
     assert np.linalg.norm(confined) == pytest.approx(1.0)

@@ -216,14 +216,20 @@ def write_weights(
         metadata,
     )
     if judge:
-        config = AttributeClassifierConfig(
-            image_size=16,
-            filters=(8, 16),
-            dense_units=8,
-            attribute_names=(*CELEBA_ATTRIBUTES, "Sunglasses"),
-        )
-        model.save_classifier(model.build_attribute_classifier(config), config, folder / "judge")
+        write_judge(folder)
     return folder
+
+
+def write_judge(folder: Path) -> Path:
+    """An untrained 16x16 judge over CelebA's 40 attributes and Sunglasses in ``<folder>/judge``."""
+    config = AttributeClassifierConfig(
+        image_size=16,
+        filters=(8, 16),
+        dense_units=8,
+        attribute_names=(*CELEBA_ATTRIBUTES, "Sunglasses"),
+    )
+    model.save_classifier(model.build_attribute_classifier(config), config, folder / "judge")
+    return folder / "judge"
 
 
 @pytest.fixture(scope="session")

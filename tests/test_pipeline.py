@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_VAE
+from conftest import TINY_VAE, write_judge
 from scipy.special import logit
 
 from dealwithit import model, pipeline, vectors
-from dealwithit.config import AttributeClassifierConfig, VectorConfig
-from dealwithit.data import CELEBA_ATTRIBUTES
+from dealwithit.config import VectorConfig
 
 DIRECTION = np.array([1.0, 0.0, 0.0, 0.0])  # the tiny weights' direction (conftest)
 
@@ -148,13 +147,7 @@ def test_a_spatial_vae_confines_eyewear_directions_to_the_eye_rows(
     config = TINY_VAE.replace(latent_dim=32, architecture="spatial")
     weights = tmp_path / "weights"
     model.save_vae(model.build_vae(config), weights / "vae")
-    judge = AttributeClassifierConfig(
-        image_size=16,
-        filters=(8, 16),
-        dense_units=8,
-        attribute_names=(*CELEBA_ATTRIBUTES, "Sunglasses"),
-    )
-    model.save_classifier(model.build_attribute_classifier(judge), judge, weights / "judge")
+    write_judge(weights)
     workspace = pipeline.Workspace(synthetic_folder, 16, weights=weights)
     result = pipeline.vector(workspace, VectorConfig(region=region), progress=False)
     directions, _, metadata = vectors.load_vectors(weights / "vectors" / "Sunglasses", 32)

@@ -36,20 +36,10 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_VAE
 from PIL import Image
 
 from dealwithit import cli, data, faces, model, training, vectors
-from dealwithit.config import VAEConfig
-
-# A VAE small enough to build in a fraction of a second (16x16 faces, 4 latents).
-TINY_VAE = VAEConfig(
-    image_size=16,
-    architecture="conv",
-    filters=(8, 16),
-    latent_dim=4,
-    batch_size=16,
-    discriminative=False,
-)
 
 
 def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:

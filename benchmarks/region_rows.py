@@ -35,8 +35,8 @@ def keep_rows(folder: Path, rows: list[int]) -> None:
         if not (directory / vectors.VECTORS_FILE).is_file():
             continue
         directions, classifier, metadata = vectors.load_vectors(directory)
-        for key in ("format_version", "latent_dim", "kinds", "norms", "kind_cosines"):
-            metadata.pop(key)
+        for key in vectors._RESERVED_KEYS:  # save_vectors writes these itself
+            metadata.pop(key, None)
         metadata["region"] = f"grid rows {rows}"
         kept = {kind: vectors.confine(d, mask.reshape(-1)) for kind, d in directions.items()}
         vectors.save_vectors(directory, kept, classifier, metadata)
